@@ -122,7 +122,10 @@ class MentorNetModel(MentorNetPreTrainedModel):
                 raise ValueError(f"`{name}` contains NaN or inf; check the student's loss before weighting it.")
         if loss_diff.shape != loss.shape:
             raise ValueError(f"`loss_diff` shape {tuple(loss_diff.shape)} differs from `loss` {tuple(loss.shape)}.")
-        for name, value, size in (("epoch", epoch, self.config.num_epochs), ("label", label, self.config.label_vocab_size)):
+        for name, value, size in (
+            ("epoch", epoch, self.config.num_epochs),
+            ("label", label, self.config.label_vocab_size),
+        ):
             if value.is_floating_point() or value.is_complex():
                 raise TypeError(f"`{name}` must be an integer tensor, got dtype {value.dtype}.")
             if value.shape != loss.shape[:1]:
@@ -130,7 +133,11 @@ class MentorNetModel(MentorNetPreTrainedModel):
             if value.numel() and (value.min() < 0 or value.max() >= size):
                 raise ValueError(
                     f"`{name}` values must be in 0..{size - 1}, got {int(value.min())}..{int(value.max())}"
-                    + (": training progress is floor(100 * step / max_steps), clipped at 99." if name == "epoch" else ".")
+                    + (
+                        ": training progress is floor(100 * step / max_steps), clipped at 99."
+                        if name == "epoch"
+                        else "."
+                    )
                 )
 
     def forward(
