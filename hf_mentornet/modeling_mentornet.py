@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from string import Template
 from typing import Any
 
 import torch
+from huggingface_hub import CommitOperationAdd, HfApi
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
@@ -21,10 +25,13 @@ __all__ = [
     "MentorNetPreTrainedModel",
     "SHIPPED_CURRICULA_DIR",
     "load_curriculum",
+    "model_card",
     "shipped_curricula",
 ]
 
 SHIPPED_CURRICULA_DIR = Path(__file__).parent / "pretrained"
+MODEL_CARD_TEMPLATE = Path(__file__).parent / "templates" / "model_card.md"
+MODEL_CARD_TAGS = ["mentornet", "curriculum-learning", "noisy-labels"]
 
 
 def shipped_curricula() -> list[str]:
@@ -40,6 +47,64 @@ def _resolve(name_or_path: str | os.PathLike) -> str | os.PathLike:
     if (shipped / "config.json").is_file():
         return shipped
     return name_or_path
+
+
+def _card_value(value: Any) -> str:
+    # Floats with 4 significant digits, so that the card and config.json agree at a glance.
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (dict, list)):
+        return f"`{json.dumps(value)}`"
+    return str(value)
+
+
+def model_card(config: MentorNetConfig, model_id: str | None = None, tags: list[str] | None = None) -> str:
+    """Render the model card (`README.md`) of a MentorNet from its config: what curriculum it is, how it was
+    learned, the training settings it recommends, usage and citation.
+
+    Args:
+        config (`MentorNetConfig`): the MentorNet's config, provenance included.
+        model_id (`str`, *optional*): the name to load it by in the usage snippet (a Hub id or a shipped name);
+            defaults to the curriculum name.
+        tags (`list[str]`, *optional*): Hub tags added to `mentornet`, `curriculum-learning`, `noisy-labels`.
+    """
+    name = config.curriculum_name or "unnamed"
+    if config.curriculum_kind == "predefined":
+        kind_description = (
+            f"A MentorNet learned to approximate the predefined curriculum `{name}` of `hf_mentornet.curricula` "
+            "(paper Sec. 3.1) by minimising the mean squared error to its weights."
+        )
+    elif config.curriculum_kind == "data-driven":
+        kind_description = (
+            "A data-driven curriculum (paper Sec. 3.1): learned by sigmoid cross-entropy to tell samples with a "
+            "correct label (target weight 1) from samples with a corrupted one (target 0), from a student's records."
+        )
+    else:
+        kind_description = "Not learned: the weights of a freshly initialised MentorNet."
+    learned_from = "\n".join(f"- {key}: {_card_value(value)}" for key, value in config.learned_from.items())
+    burn_in = f"{config.burn_in_fraction:.0%} of training" if config.burn_in_fraction else "none"
+    return Template(MODEL_CARD_TEMPLATE.read_text(encoding="utf-8")).substitute(
+        tags="\n".join(f"- {tag}" for tag in dict.fromkeys(MODEL_CARD_TAGS + list(tags or []))),
+        curriculum_name=name,
+        curriculum_kind=config.curriculum_kind or "untrained",
+        curriculum_params=_card_value(config.curriculum_params) if config.curriculum_params else "defaults",
+        kind_description=kind_description,
+        learned_from=learned_from or "- not recorded",
+        loss_p_percentile=_card_value(config.loss_p_percentile),
+        loss_moving_average_decay=_card_value(config.loss_moving_average_decay),
+        burn_in=burn_in,
+        fixed_epoch_after_burn_in=config.fixed_epoch_after_burn_in,
+        example_dropout_schedule=_card_value(config.example_dropout_schedule or "none"),
+        num_steps=config.num_steps,
+        hidden_size=config.hidden_size,
+        label_vocab_size=config.label_vocab_size,
+        label_embedding_size=config.label_embedding_size,
+        num_epochs=config.num_epochs,
+        epoch_embedding_size=config.epoch_embedding_size,
+        epoch_embedding="trained" if config.trainable_epoch_embedding else "frozen at its random initialisation",
+        fc_hidden_size=config.fc_hidden_size,
+        model_id=model_id or name,
+    )
 
 
 @dataclass
@@ -160,7 +225,8 @@ class MentorNetModel(MentorNetPreTrainedModel):
                 Label-embedding index; defaults to 0 for every sample, as the released code.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        if loss.dim() == 1:
+        # 1-D features are one step; with a longer history they fail the shape check with the shape as given.
+        if loss.dim() == 1 and self.config.num_steps == 1:
             loss, loss_diff = loss.unsqueeze(1), loss_diff.unsqueeze(1)
         if isinstance(epoch, int):
             epoch = torch.full(loss.shape[:1], epoch, dtype=torch.long, device=loss.device)
@@ -178,6 +244,59 @@ class MentorNetModel(MentorNetPreTrainedModel):
         if not return_dict:
             return logits, weights
         return MentorNetOutput(logits=logits, weights=weights)
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> None:
+        """As [`PreTrainedModel.save_pretrained`], and also writes the model card, `README.md` (see
+        [`model_card`]), whose usage snippet loads from `repo_id` if given, else from `save_directory`. With
+        `push_to_hub=True`, the model is pushed by [`~MentorNetModel.push_to_hub`] (to `repo_id`, defaulting to the
+        directory's name), so the card goes with it."""
+        push_to_hub = kwargs.pop("push_to_hub", False)
+        repo_id = kwargs.pop("repo_id", None)
+        super().save_pretrained(save_directory, *args, **kwargs)
+        model_id = repo_id or os.fspath(save_directory)
+        Path(save_directory, "README.md").write_text(model_card(self.config, model_id), encoding="utf-8")
+        if push_to_hub:
+            self.push_to_hub(repo_id or Path(save_directory).name, token=kwargs.get("token"))
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        commit_message: str | None = None,
+        commit_description: str | None = None,
+        private: bool | None = None,
+        token: bool | str | None = None,
+        revision: str | None = None,
+        create_pr: bool = False,
+        max_shard_size: int | str | None = "50GB",
+        tags: list[str] | None = None,
+    ) -> Any:
+        """Upload the MentorNet (`config.json`, `model.safetensors`) and its model card (`README.md`) to the Hub.
+
+        Arguments as [`~transformers.utils.PushToHubMixin.push_to_hub`]. Overridden because the inherited method
+        replaces `README.md` with the card already on the Hub or a generic one; here the card is always rendered
+        from the config (see [`model_card`]), with `tags` added. Returns the `CommitInfo`.
+        """
+        api = HfApi(library_name="hf_mentornet")
+        repo_id = api.create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
+        with tempfile.TemporaryDirectory() as directory:
+            self.save_pretrained(directory, max_shard_size=max_shard_size)
+            Path(directory, "README.md").write_text(model_card(self.config, repo_id, tags), encoding="utf-8")
+            operations = [
+                CommitOperationAdd(path_in_repo=name, path_or_fileobj=os.path.join(directory, name))
+                for name in sorted(os.listdir(directory))
+            ]
+            if revision is not None and not revision.startswith("refs/pr"):
+                api.create_branch(repo_id=repo_id, branch=revision, token=token, exist_ok=True)
+            return api.create_commit(
+                repo_id=repo_id,
+                operations=operations,
+                commit_message=commit_message or "Upload MentorNet",
+                commit_description=commit_description,
+                token=token,
+                revision=revision,
+                create_pr=create_pr,
+            )
 
 
 def load_curriculum(curriculum: MentorNetModel | str | os.PathLike, **kwargs: Any) -> MentorNetModel:

@@ -1,0 +1,549 @@
+"""Learning a MentorNet (Jiang et al., ICML 2018, Sec. 3.1 and Appendix D): approximate a predefined curriculum by
+mean squared error on the enumerated feature space, or learn a data-driven curriculum from a student's records by
+sigmoid cross-entropy against `v* = 1[given label == clean label]`.
+
+The optimiser is the paper's (Adam, learning rate 0.1, staircase exponential decay x0.9, gradient-norm clip 5), but
+the defaults take far fewer, far larger batches than the paper's 30k steps of 32 samples: on a CPU the bidirectional
+LSTM's per-call overhead dominates a batch of 32, so 30k small steps take minutes, while 1.5k-3k steps of 2,048
+samples reach the same error (see `bench/curriculum_fit.py`) in seconds. The decay interval scales with the number of
+steps so that the learning rate is annealed as in the paper (30 decays over the run). Pass `max_steps=30_000,
+batch_size=32, decay_steps=1000` for the paper's exact settings.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers.utils import logging
+
+from .configuration_mentornet import DD_DROPOUT_SCHEDULE, MentorNetConfig
+from .curricula import curriculum_weights, feature_grid, validate_curriculum_name
+from .modeling_mentornet import MentorNetModel
+
+__all__ = ["auroc", "curriculum_mse", "learn_from_records", "learn_predefined"]
+
+logger = logging.get_logger(__name__)
+
+RECORD_COLUMNS = ("epoch", "label", "clean_label", "loss")
+ARCHITECTURE_KEYS = (
+    "hidden_size",
+    "num_steps",
+    "label_vocab_size",
+    "label_embedding_size",
+    "num_epochs",
+    "epoch_embedding_size",
+    "fc_hidden_size",
+)
+DEFAULT_PERCENTILES = (40, 50, 60, 75, 80, 90)
+# The paper decays the learning rate 30 times over 30k steps; the defaults keep the 30 decays over fewer steps.
+NUM_DECAYS = 30
+
+
+def _new_model(config: MentorNetConfig | None, init_model: MentorNetModel | None, seed: int) -> MentorNetModel:
+    """A fresh, seeded MentorNet, or a copy of `init_model` (never mutated) to warm-start from."""
+    if init_model is not None:
+        model = copy.deepcopy(init_model)
+        if config is not None:
+            different = [key for key in ARCHITECTURE_KEYS if getattr(config, key) != getattr(model.config, key)]
+            if different:
+                raise ValueError(
+                    f"`config` differs from `init_model`'s architecture in {different}; pass a config with the same "
+                    "architecture, or config=None to keep the model's."
+                )
+            model.config = copy.deepcopy(config)
+            model.epoch_embedding.weight.requires_grad_(config.trainable_epoch_embedding)
+        return model
+    config = copy.deepcopy(config) if config is not None else MentorNetConfig(trainable_epoch_embedding=True)
+    # Seed the initialisation (the frozen epoch embedding included) without touching the caller's global RNG.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return MentorNetModel(config)
+
+
+def _as_2d(value: torch.Tensor) -> torch.Tensor:
+    return value.unsqueeze(1) if value.dim() == 1 else value
+
+
+def _logits(model: MentorNetModel, features: dict[str, torch.Tensor], batch_size: int = 65_536) -> torch.Tensor:
+    """Logits for a whole feature set, in chunks, without gradients."""
+    with torch.no_grad():
+        return torch.cat(
+            [
+                model(
+                    features["loss"][start : start + batch_size],
+                    features["loss_diff"][start : start + batch_size],
+                    features["epoch"][start : start + batch_size],
+                    features["label"][start : start + batch_size],
+                ).logits
+                for start in range(0, len(features["epoch"]), batch_size)
+            ]
+        )
+
+
+def _objective(logits: torch.Tensor, targets: torch.Tensor, objective: str) -> torch.Tensor:
+    if objective == "mse":
+        return F.mse_loss(torch.sigmoid(logits), targets)
+    return F.binary_cross_entropy_with_logits(logits, targets)
+
+
+def _fit(
+    model: MentorNetModel,
+    features: dict[str, torch.Tensor],
+    targets: torch.Tensor,
+    objective: str,
+    max_steps: int,
+    batch_size: int,
+    learning_rate: float,
+    decay_steps: int | None,
+    decay_rate: float,
+    max_grad_norm: float,
+    seed: int,
+) -> int:
+    """Adam with staircase exponential decay and gradient-norm clipping, on shuffled passes over `features`.
+    Returns the number of steps taken."""
+    for name, value in (("max_steps", max_steps), ("batch_size", batch_size)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"`{name}`={value!r} must be a positive integer.")
+    decay_steps = decay_steps or max(1, max_steps // NUM_DECAYS)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(parameters, lr=learning_rate)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=decay_steps, gamma=decay_rate)
+    generator = torch.Generator().manual_seed(seed)
+    num_examples = len(targets)
+    batch_size = min(batch_size, num_examples)
+    model.train()
+    step = 0
+    while step < max_steps:
+        order = torch.randperm(num_examples, generator=generator)
+        for start in range(0, num_examples - batch_size + 1, batch_size):
+            index = order[start : start + batch_size]
+            logits = model(
+                features["loss"][index],
+                features["loss_diff"][index],
+                features["epoch"][index],
+                features["label"][index],
+            ).logits
+            loss = _objective(logits, targets[index], objective)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            if step == max_steps:
+                break
+    model.eval()
+    return step
+
+
+def _split(features: dict[str, torch.Tensor], index: torch.Tensor) -> dict[str, torch.Tensor]:
+    return {key: value[index] for key, value in features.items()}
+
+
+def learn_predefined(
+    curriculum: str,
+    params: Mapping[str, Any] | None = None,
+    config: MentorNetConfig | None = None,
+    *,
+    num_samples: int = 100_000,
+    max_steps: int = 3_000,
+    batch_size: int = 2_048,
+    learning_rate: float = 0.1,
+    decay_steps: int | None = None,
+    decay_rate: float = 0.9,
+    max_grad_norm: float = 5.0,
+    seed: int = 0,
+    init_model: MentorNetModel | None = None,
+    features: Mapping[str, torch.Tensor] | None = None,
+) -> tuple[MentorNetModel, dict[str, Any]]:
+    r"""
+    Learn a MentorNet that approximates a predefined curriculum (paper Sec. 3.1, Appendix D) by minimising the mean
+    squared error between its weights and the curriculum's, on an 80/20 train/test split of the features.
+
+    Args:
+        curriculum (`str`):
+            A key of [`CURRICULA`], e.g. `"mentornet-pd"`, `"self-paced"`, `"focal"`.
+        params (`Mapping[str, Any]`, *optional*):
+            The curriculum's parameters, e.g. `{"gamma": 2.0}` for focal; the function's defaults otherwise.
+        config (`MentorNetConfig`, *optional*):
+            Architecture and training settings of the new MentorNet (copied). Defaults to the released architecture
+            with `trainable_epoch_embedding=True`: the released code freezes the epoch embedding at its random
+            initialisation, and a frozen random 5-d embedding barely separates ranges of training progress (test
+            MSE 9e-3 instead of 7e-7 on the temporal mixture, 1.4e-3 instead of 4e-6 on MentorNet PD). With
+            `init_model`, defaults to that model's config.
+        num_samples (`int`, *optional*, defaults to 100,000):
+            Points sampled from the enumerated feature space ([`feature_grid`]), as the released code.
+        max_steps (`int`, *optional*, defaults to 3,000):
+            Optimisation steps. The paper: 30,000.
+        batch_size (`int`, *optional*, defaults to 2,048):
+            The paper: 32. Large batches make the CPU fit take seconds instead of minutes (see the module docstring).
+        learning_rate (`float`, *optional*, defaults to 0.1):
+            Initial Adam learning rate, as the paper.
+        decay_steps (`int`, *optional*):
+            Steps between x`decay_rate` learning-rate decays; defaults to `max_steps // 30`, so that the learning
+            rate decays 30 times over the run as in the paper (1000 of 30,000 steps).
+        decay_rate (`float`, *optional*, defaults to 0.9):
+            Staircase decay factor, as the paper.
+        max_grad_norm (`float`, *optional*, defaults to 5.0):
+            Gradient-norm clip, as the paper.
+        seed (`int`, *optional*, defaults to 0):
+            Seeds the feature grid, the split, the initialisation and the batch order.
+        init_model (`MentorNetModel`, *optional*):
+            Warm-start from this MentorNet (it is copied, not modified), e.g. to update a curriculum during training.
+        features (`Mapping[str, torch.Tensor]`, *optional*):
+            Fit on these features instead of the grid: `loss`, `loss_diff` (`(n,)` or `(n, num_steps)` floats),
+            `epoch` and optionally `label` (`(n,)` integers), e.g. a student's recorded features (the paper's
+            curriculum update, Algorithm 1 step 6).
+
+    Returns:
+        `tuple[MentorNetModel, dict]`: the MentorNet in eval mode, its config's provenance filled in
+        (`curriculum_name`, `curriculum_kind="predefined"`, `curriculum_params`, `learned_from`), and the metrics
+        (`train_mse`, `test_mse`, `steps`, `seed`, `seconds`, ...).
+
+    Example:
+
+    ```python
+    >>> from hf_mentornet.learning import learn_predefined
+    >>> model, metrics = learn_predefined("focal", {"gamma": 2.0})
+    >>> metrics["test_mse"] < 1e-4
+    True
+    ```
+    """
+    start_time = time.perf_counter()
+    validate_curriculum_name(curriculum)
+    params = dict(params or {})
+    model = _new_model(config, init_model, seed)
+    num_steps = model.config.num_steps
+    if features is None:
+        data = feature_grid(num_samples, num_steps=num_steps, seed=seed)
+        source = "feature-grid"
+    else:
+        missing = [key for key in ("loss", "loss_diff", "epoch") if key not in features]
+        if missing:
+            raise ValueError(
+                f"`features` lacks {missing}; pass a dict with `loss`, `loss_diff` (float tensors), `epoch` and "
+                "optionally `label` (integer tensors), as recorded from the student."
+            )
+        data = {
+            "loss": _as_2d(torch.as_tensor(features["loss"], dtype=torch.float32)),
+            "loss_diff": _as_2d(torch.as_tensor(features["loss_diff"], dtype=torch.float32)),
+            "epoch": torch.as_tensor(features["epoch"]),
+        }
+        data["label"] = (
+            torch.as_tensor(features["label"])
+            if features.get("label") is not None
+            else torch.zeros(len(data["epoch"]), dtype=torch.long)
+        )
+        source = "student-features"
+    data = {key: value.to(model.device) for key, value in data.items()}  # a warm start may live on a GPU
+    # The model's own input checks, once on all the features, so that bad ones fail clearly before training.
+    model._check_inputs(data["loss"], data["loss_diff"], data["epoch"], data["label"])
+    targets = curriculum_weights(curriculum, data["loss"], data["loss_diff"], data["epoch"], data["label"], **params)
+    targets = targets.float()
+
+    num_examples = len(targets)
+    if num_examples < 2:
+        raise ValueError(f"Need at least 2 feature rows to fit and test a MentorNet, got {num_examples}.")
+    order = torch.randperm(num_examples, generator=torch.Generator().manual_seed(seed))
+    num_train = max(1, int(0.8 * num_examples))
+    train_index, test_index = order[:num_train], order[num_train:]
+    train, test = _split(data, train_index), _split(data, test_index)
+
+    steps = _fit(
+        model,
+        train,
+        targets[train_index],
+        "mse",
+        max_steps,
+        batch_size,
+        learning_rate,
+        decay_steps,
+        decay_rate,
+        max_grad_norm,
+        seed,
+    )
+    train_mse = F.mse_loss(torch.sigmoid(_logits(model, train)), targets[train_index]).item()
+    test_mse = F.mse_loss(torch.sigmoid(_logits(model, test)), targets[test_index]).item()
+    metrics = {
+        "objective": "mse",
+        "data": source,
+        "num_samples": num_examples,
+        "train_mse": train_mse,
+        "test_mse": test_mse,
+        "steps": steps,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "seed": seed,
+        "warm_start": init_model is not None,
+        "seconds": round(time.perf_counter() - start_time, 2),
+    }
+    model.config.curriculum_name = curriculum
+    model.config.curriculum_kind = "predefined"
+    model.config.curriculum_params = params
+    model.config.learned_from = dict(metrics)
+    logger.info(f"Learned the {curriculum!r} curriculum: test MSE {test_mse:.3g} in {metrics['seconds']} s.")
+    return model, metrics
+
+
+def curriculum_mse(
+    model: MentorNetModel,
+    curriculum: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    num_samples: int = 2_000,
+    seed: int = 12_345,
+) -> float:
+    """Mean squared error between a MentorNet's weights and a predefined curriculum's on `num_samples` fresh points
+    of the feature grid (a seed other than the training one), e.g. to check a saved curriculum.
+
+    Args:
+        model (`MentorNetModel`): the MentorNet.
+        curriculum (`str`, *optional*): a key of [`CURRICULA`]; defaults to `model.config.curriculum_name`.
+        params (`Mapping[str, Any]`, *optional*): the curriculum's parameters; defaults to
+            `model.config.curriculum_params`.
+        num_samples (`int`, *optional*, defaults to 2,000): grid points.
+        seed (`int`, *optional*, defaults to 12,345): seeds the grid points.
+    """
+    curriculum = curriculum or model.config.curriculum_name
+    if curriculum is None:
+        raise ValueError("`curriculum` is required: this MentorNet's config does not name a predefined curriculum.")
+    params = dict(model.config.curriculum_params if params is None else params)
+    data = feature_grid(num_samples, num_steps=model.config.num_steps, seed=seed)
+    targets = curriculum_weights(curriculum, data["loss"], data["loss_diff"], data["epoch"], data["label"], **params)
+    return F.mse_loss(torch.sigmoid(_logits(model, data)), targets.float()).item()
+
+
+def auroc(scores: np.ndarray | torch.Tensor, targets: np.ndarray | torch.Tensor) -> float:
+    """Area under the ROC curve of `scores` for binary `targets` (Mann-Whitney U, ties counted as one half).
+
+    Returns NaN when `targets` holds a single class.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    positive = np.asarray(targets).astype(bool)
+    num_positive = int(positive.sum())
+    num_negative = len(positive) - num_positive
+    if num_positive == 0 or num_negative == 0:
+        return float("nan")
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    # Average rank (1-based) of each distinct score: ranks up to it minus half its tie group.
+    average_rank = np.cumsum(counts) - (counts - 1) / 2.0
+    rank_sum = average_rank[inverse][positive].sum()
+    return float((rank_sum - num_positive * (num_positive + 1) / 2.0) / (num_positive * num_negative))
+
+
+def _record_column(records: Any, names: Sequence[str], name: str, kind: str) -> np.ndarray:
+    """A column of `records` as a numpy array, with a clear error when it is missing or of the wrong kind."""
+    if name not in names:
+        raise ValueError(
+            f"`records` has no `{name}` column (columns: {list(names)}). A MentorNet is learned from per-sample "
+            f"student records with columns {list(RECORD_COLUMNS)} (+ `sample_index` for a loss history); "
+            "rename or add the column."
+        )
+    values = np.asarray(records[name])
+    if kind == "int" and not np.issubdtype(values.dtype, np.integer):
+        raise ValueError(
+            f"`records['{name}']` must hold integers, got dtype {values.dtype}; cast it, e.g. `.astype('int64')`."
+        )
+    if kind == "float" and (values.dtype == bool or not np.issubdtype(values.dtype, np.number)):
+        raise ValueError(f"`records['{name}']` must hold numbers (the per-sample loss), got dtype {values.dtype}.")
+    return values
+
+
+def _histories(loss: np.ndarray, epoch: np.ndarray, sample: np.ndarray, num_steps: int) -> np.ndarray:
+    """`(n, num_steps)` loss histories: for each record, the same sample's losses at its last `num_steps` recorded
+    epochs up to this one, oldest first; a history shorter than `num_steps` is padded with its oldest loss."""
+    order = np.lexsort((epoch, sample))
+    sorted_sample = sample[order]
+    group_start = np.r_[True, sorted_sample[1:] != sorted_sample[:-1]]
+    first = np.maximum.accumulate(np.where(group_start, np.arange(len(order)), 0))
+    position = np.arange(len(order)) - first
+    history = np.empty((len(order), num_steps), dtype=np.float32)
+    for lag in range(num_steps):
+        source = np.arange(len(order)) - np.minimum(lag, position)
+        history[:, num_steps - 1 - lag] = loss[order][source]
+    result = np.empty_like(history)
+    result[order] = history
+    return result
+
+
+def learn_from_records(
+    records: Any,
+    config: MentorNetConfig | None = None,
+    *,
+    curriculum_name: str = "data-driven",
+    percentiles: Sequence[float] = DEFAULT_PERCENTILES,
+    max_steps: int = 1_500,
+    batch_size: int = 2_048,
+    learning_rate: float = 0.1,
+    decay_steps: int | None = None,
+    decay_rate: float = 0.9,
+    max_grad_norm: float = 5.0,
+    seed: int = 0,
+    init_model: MentorNetModel | None = None,
+    heldout_fraction: float = 0.2,
+) -> tuple[MentorNetModel, dict[str, Any]]:
+    r"""
+    Learn a data-driven (DD) curriculum from a student's records (paper Sec. 3.1, "Learning data-driven
+    curriculums"): the target weight of a record is `v* = 1[label == clean_label]` and the MentorNet is fitted by
+    sigmoid cross-entropy.
+
+    As the authors' released code, every record is used once per percentile `p` with
+    `loss_diff = loss - percentile(all recorded losses, p)` (so the MentorNet sees the range of moving averages it
+    meets in training) and label feature 0 (so it transfers across datasets). Records are split into training and
+    held-out sets by sample, so the copies of one sample never straddle the split.
+
+    Args:
+        records (`datasets.Dataset`, `pandas.DataFrame` or `dict` of columns):
+            One row per (sample, recorded epoch) with `epoch` (training progress, int in 0..99), `label` (the given,
+            possibly noisy label, int), `clean_label` (int) and `loss` (the student's loss on the given label).
+            A `sample_index` column (int) is needed when `config.num_steps > 1` (loss histories are built per
+            sample, ordered by epoch) and makes the held-out split by sample; without it each row is a sample.
+        config (`MentorNetConfig`, *optional*):
+            Architecture and training settings (copied). Defaults to the released architecture with the released
+            DD command's training settings: epoch fixed after burn-in and the DD example-dropout schedule.
+            Keys already in `config.learned_from` (e.g. the source dataset and student) are kept.
+        curriculum_name (`str`, *optional*, defaults to `"data-driven"`):
+            Recorded in the config and the model card.
+        percentiles (`Sequence[float]`, *optional*, defaults to `(40, 50, 60, 75, 80, 90)`):
+            Loss percentiles the loss differences are taken from, as the released code.
+        max_steps (`int`, *optional*, defaults to 1,500):
+            The paper: 30,000.
+        batch_size (`int`, *optional*, defaults to 2,048):
+            The paper: 32 (see the module docstring).
+        learning_rate, decay_steps, decay_rate, max_grad_norm:
+            As [`learn_predefined`].
+        seed (`int`, *optional*, defaults to 0):
+            Seeds the split, the initialisation and the batch order.
+        init_model (`MentorNetModel`, *optional*):
+            Warm-start from this MentorNet (copied, not modified).
+        heldout_fraction (`float`, *optional*, defaults to 0.2):
+            Fraction of the samples held out to measure the curriculum.
+
+    Returns:
+        `tuple[MentorNetModel, dict]`: the MentorNet in eval mode, provenance filled in
+        (`curriculum_kind="data-driven"`, `learned_from` with the records' size, realised noise rate and metrics),
+        and the metrics: held-out `heldout_accuracy` (weight > 0.5 vs clean), `heldout_auroc`,
+        `heldout_cross_entropy`, `train_cross_entropy`, `steps`, `seconds`, ...
+    """
+    start_time = time.perf_counter()
+    if not 0.0 < heldout_fraction < 1.0:
+        raise ValueError(f"`heldout_fraction`={heldout_fraction!r} must be in (0, 1), e.g. 0.2.")
+    if len(percentiles) == 0 or not all(0 <= p <= 100 for p in percentiles):
+        raise ValueError(f"`percentiles`={tuple(percentiles)!r} must be non-empty, each in 0..100, e.g. (50, 75).")
+    if config is None and init_model is None:
+        config = MentorNetConfig(fixed_epoch_after_burn_in=True, example_dropout_schedule=DD_DROPOUT_SCHEDULE)
+    model = _new_model(config, init_model, seed)
+    num_steps = model.config.num_steps
+
+    import datasets  # a dependency, imported here to keep `import hf_mentornet` light
+
+    if isinstance(records, datasets.Dataset):
+        names = records.column_names
+        # Read the needed columns at once through the numpy formatter (fast, and honours shuffles and selections).
+        needed = [name for name in (*RECORD_COLUMNS, "sample_index") if name in names]
+        records = records.select_columns(needed).with_format("numpy")[:]
+    else:
+        names = list(records.keys())
+    epoch = _record_column(records, names, "epoch", "int")
+    label = _record_column(records, names, "label", "int")
+    clean_label = _record_column(records, names, "clean_label", "int")
+    loss = _record_column(records, names, "loss", "float").astype(np.float32)
+    if len(loss) == 0:
+        raise ValueError("`records` is empty; record the student's per-sample losses first.")
+    bad = np.flatnonzero(~np.isfinite(loss))
+    if len(bad):
+        raise ValueError(
+            f"`records['loss']` has {len(bad)} NaN/inf values (first at row {bad[0]}: {loss[bad[0]]}); "
+            "drop those rows or fix the student's loss."
+        )
+    bad = np.flatnonzero((epoch < 0) | (epoch >= model.config.num_epochs))
+    if len(bad):
+        raise ValueError(
+            f"`records['epoch']` must be training progress in 0..{model.config.num_epochs - 1}, got {epoch[bad[0]]} "
+            f"at row {bad[0]}; use floor(100 * step / max_steps), clipped at 99."
+        )
+    if "sample_index" in names:
+        sample = _record_column(records, names, "sample_index", "int")
+    elif num_steps > 1:
+        raise ValueError(
+            f"`records` has no `sample_index` column, needed to build loss histories for num_steps={num_steps}; "
+            "add the sample's index in the dataset to each record, or use a config with num_steps=1."
+        )
+    else:
+        sample = np.arange(len(loss))
+    history = _histories(loss, epoch, sample, num_steps) if num_steps > 1 else loss[:, None]
+
+    # Held-out split by sample.
+    unique_samples, sample_id = np.unique(sample, return_inverse=True)
+    if len(unique_samples) < 2:
+        raise ValueError(f"`records` covers {len(unique_samples)} sample; need several to hold some out.")
+    num_heldout = min(len(unique_samples) - 1, max(1, round(heldout_fraction * len(unique_samples))))
+    heldout_samples = np.zeros(len(unique_samples), dtype=bool)
+    heldout_samples[np.random.default_rng(seed).permutation(len(unique_samples))[:num_heldout]] = True
+    heldout = heldout_samples[sample_id]
+
+    # One copy of every record per percentile, loss_diff from that percentile of all recorded losses.
+    thresholds = np.percentile(loss, list(percentiles)).astype(np.float32)
+    loss_t = torch.from_numpy(np.tile(history, (len(thresholds), 1)))
+    diff_t = loss_t - torch.from_numpy(np.repeat(thresholds, len(loss)))[:, None]
+    data = {
+        "loss": loss_t,
+        "loss_diff": diff_t,
+        "epoch": torch.from_numpy(np.tile(epoch.astype(np.int64), len(thresholds))),
+        "label": torch.zeros(len(loss_t), dtype=torch.long),
+    }
+    data = {key: value.to(model.device) for key, value in data.items()}  # a warm start may live on a GPU
+    targets = torch.from_numpy(np.tile((label == clean_label).astype(np.float32), len(thresholds))).to(model.device)
+    heldout_t = torch.from_numpy(np.tile(heldout, len(thresholds)))
+    train_index, test_index = torch.nonzero(~heldout_t).squeeze(1), torch.nonzero(heldout_t).squeeze(1)
+    train, test = _split(data, train_index), _split(data, test_index)
+
+    steps = _fit(
+        model,
+        train,
+        targets[train_index],
+        "cross-entropy",
+        max_steps,
+        batch_size,
+        learning_rate,
+        decay_steps,
+        decay_rate,
+        max_grad_norm,
+        seed,
+    )
+    train_logits, test_logits = _logits(model, train), _logits(model, test)
+    test_targets = targets[test_index]
+    metrics = {
+        "objective": "sigmoid-cross-entropy",
+        "num_records": len(loss),
+        "num_samples": len(unique_samples),
+        "noise_rate": float(np.mean(label != clean_label)),
+        "percentiles": [float(p) for p in percentiles],
+        "loss_percentiles": [round(float(t), 6) for t in thresholds],
+        "heldout_fraction": heldout_fraction,
+        "heldout_accuracy": ((test_logits > 0).float() == test_targets).float().mean().item(),
+        "heldout_auroc": auroc(test_logits.cpu(), test_targets.cpu()),
+        "heldout_cross_entropy": F.binary_cross_entropy_with_logits(test_logits, test_targets).item(),
+        "train_cross_entropy": F.binary_cross_entropy_with_logits(train_logits, targets[train_index]).item(),
+        "steps": steps,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "seed": seed,
+        "warm_start": init_model is not None,
+        "seconds": round(time.perf_counter() - start_time, 2),
+    }
+    model.config.curriculum_name = curriculum_name
+    model.config.curriculum_kind = "data-driven"
+    model.config.curriculum_params = {}
+    # Keep what the caller said about the source (dataset, student) in `config.learned_from`, not a warm start's.
+    model.config.learned_from = {**(config.learned_from if config is not None else {}), **metrics}
+    logger.info(
+        f"Learned a data-driven curriculum from {len(loss)} records: held-out accuracy "
+        f"{metrics['heldout_accuracy']:.3f}, AUROC {metrics['heldout_auroc']:.3f} in {metrics['seconds']} s."
+    )
+    return model, metrics

@@ -1,0 +1,190 @@
+"""Training arguments of [`MentorNetTrainer`]."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+from .configuration_mentornet import validate_dropout_schedule
+
+__all__ = ["MentorNetTrainingArguments"]
+
+CURRICULUM_TYPES = ("mentornet", "closed-form")
+
+
+@dataclass
+class MentorNetTrainingArguments(TrainingArguments):
+    r"""
+    [`~transformers.TrainingArguments`] of [`MentorNetTrainer`]: training a classifier (the StudentNet) with
+    per-sample weights from a curriculum (Jiang et al., ICML 2018, Algorithm 1 "SPADE").
+
+    The curriculum's own training settings (`loss_p_percentile`, `loss_moving_average_decay`, `burn_in_fraction`,
+    `fixed_epoch_after_burn_in`, `example_dropout_schedule`) are read from its [`MentorNetConfig`]; the arguments
+    of the same names override them when set (`None` = the curriculum's value).
+    """
+
+    curriculum: str = field(
+        default="mentornet-pd",
+        metadata={
+            "help": "The MentorNet: a local directory written by `save_pretrained`, the name of a shipped curriculum "
+            "or a Hub id. A `MentorNetModel` passed to the trainer as `curriculum=` takes precedence."
+        },
+    )
+    curriculum_type: str = field(
+        default="mentornet",
+        metadata={
+            "help": "'mentornet': weights from the learned MentorNet (Algorithm 1 step 11). 'closed-form': the "
+            "known-G branch (step 9), a per-sample weight updated by projected gradient descent on Eq. 6.",
+            "choices": list(CURRICULUM_TYPES),
+        },
+    )
+    closed_form_lambda1: float = field(
+        default=0.0,
+        metadata={"help": "lambda1 of the curriculum G of Eq. 5 (curriculum_type='closed-form'): the loss threshold."},
+    )
+    closed_form_lambda2: float = field(
+        default=1.0,
+        metadata={"help": "lambda2 of Eq. 5 (curriculum_type='closed-form'): the width of the linear weighting."},
+    )
+    closed_form_step_size: float | None = field(
+        default=None,
+        metadata={
+            "help": "Step size alpha of the weight update v <- clip(v - alpha * dF/dv, 0, 1) (curriculum_type="
+            "'closed-form'). Default 1 / lambda2, which makes one update land on Eq. 7's closed form (1 if lambda2 "
+            "is 0, where v moves by the loss margin per visit)."
+        },
+    )
+    closed_form_relative: bool = field(
+        default=True,
+        metadata={
+            "help": "curriculum_type='closed-form': use the loss minus its moving average (loss_diff) as the loss in "
+            "Eq. 6, so lambda1 is measured from the p-th percentile moving average (as the 'closed-form' curriculum "
+            "of hf_mentornet.curricula); False uses the raw loss as Eq. 6 is written."
+        },
+    )
+    loss_p_percentile: float | None = field(
+        default=None,
+        metadata={
+            "help": "Percentile (fraction in (0, 1]) of the batch losses behind the moving average. None: the "
+            "curriculum's value."
+        },
+    )
+    loss_moving_average_decay: float | None = field(
+        default=None,
+        metadata={"help": "Decay of the loss moving average, in [0, 1). None: the curriculum's value."},
+    )
+    burn_in_fraction: float | None = field(
+        default=None,
+        metadata={
+            "help": "Fraction of training during which every weight is 1, in [0, 1). None: the curriculum's value."
+        },
+    )
+    fixed_epoch_after_burn_in: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Feed the epoch at the end of burn-in to the MentorNet for the rest of training. None: the "
+            "curriculum's value."
+        },
+    )
+    example_dropout_schedule: list[list[float]] | str | None = field(
+        default=None,
+        metadata={
+            "help": "Example dropout as (rate, percent of training) pairs summing to 100, as a list or as the released "
+            "flag's string '0.5,17,0.05,83'. [[0, 100]] disables it. None: the curriculum's value."
+        },
+    )
+    scale_weight_decay_by_mean_weight: bool = field(
+        default=False,
+        metadata={
+            "help": "Scale the weight decay at each optimizer step by the batch's mean sample weight, "
+            "theta_t = theta_0 * sum(v) / b (paper Appendix E.3)."
+        },
+    )
+    curriculum_update_at: list[float] = field(
+        default_factory=list,
+        metadata={
+            "help": "Fractions of training at which the MentorNet is re-learned (Algorithm 1 step 6; the paper uses "
+            "0.21 0.75). Empty: never, as the released code."
+        },
+    )
+    curriculum_update_steps: int = field(
+        default=500,
+        metadata={"help": "Optimisation steps of each MentorNet re-fit (curriculum_update_at)."},
+    )
+    curriculum_update_buffer_size: int = field(
+        default=20_000,
+        metadata={
+            "help": "Number of recent per-sample features kept to re-fit a predefined curriculum when no "
+            "`curriculum_update_dataset` is given."
+        },
+    )
+    remove_unused_columns: bool = field(
+        default=False,
+        metadata={
+            "help": "Drop the dataset columns the student's forward does not take. False here (True in "
+            "TrainingArguments): images are usually transformed lazily (`hf_mentornet.data.with_image_transform`), "
+            "which reads the stored image and label columns, and `MentorNetCollator` keeps only what training needs."
+        },
+    )
+    record_student: bool = field(
+        default=False,
+        metadata={
+            "help": "Record per sample and step (sample_index, progress, epoch, label, clean_label, loss, weight) and "
+            "write them to `output_dir/student_records`: the input of `learn_from_records`."
+        },
+    )
+    label_issues: bool = field(
+        default=False,
+        metadata={
+            "help": "After training, rank the training samples by how likely their label is wrong and write "
+            "`output_dir/label_issues.csv`."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.curriculum_type not in CURRICULUM_TYPES:
+            raise ValueError(
+                f"`curriculum_type`={self.curriculum_type!r} is not supported; use one of {list(CURRICULUM_TYPES)}."
+            )
+        if self.closed_form_lambda1 < 0 and not self.closed_form_relative:
+            raise ValueError(f"`closed_form_lambda1`={self.closed_form_lambda1!r} must be >= 0 on the raw loss.")
+        if self.closed_form_lambda2 < 0:
+            raise ValueError(f"`closed_form_lambda2`={self.closed_form_lambda2!r} must be >= 0 (Eq. 5).")
+        if self.closed_form_step_size is not None and self.closed_form_step_size <= 0:
+            raise ValueError(f"`closed_form_step_size`={self.closed_form_step_size!r} must be positive.")
+        if self.loss_p_percentile is not None and not 0.0 < self.loss_p_percentile <= 1.0:
+            raise ValueError(
+                f"`loss_p_percentile`={self.loss_p_percentile!r} must be a fraction in (0, 1], e.g. 0.75."
+            )
+        if self.loss_moving_average_decay is not None and not 0.0 <= self.loss_moving_average_decay < 1.0:
+            raise ValueError(f"`loss_moving_average_decay`={self.loss_moving_average_decay!r} must be in [0, 1).")
+        if self.burn_in_fraction is not None and not 0.0 <= self.burn_in_fraction < 1.0:
+            raise ValueError(f"`burn_in_fraction`={self.burn_in_fraction!r} must be in [0, 1), e.g. 0.2.")
+        if isinstance(self.example_dropout_schedule, str):
+            self.example_dropout_schedule = parse_dropout_schedule(self.example_dropout_schedule)
+        validate_dropout_schedule(self.example_dropout_schedule)
+        fractions = list(self.curriculum_update_at)
+        if any(not 0.0 < fraction < 1.0 for fraction in fractions) or fractions != sorted(set(fractions)):
+            raise ValueError(
+                f"`curriculum_update_at`={fractions!r} must be increasing fractions of training in (0, 1), "
+                "e.g. [0.21, 0.75]."
+            )
+        for name in ("curriculum_update_steps", "curriculum_update_buffer_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"`{name}`={getattr(self, name)!r} must be a positive integer.")
+
+
+def parse_dropout_schedule(text: str) -> list[list[float]]:
+    """Parse an example-dropout schedule written as JSON (`'[[0.5, 17], [0.05, 83]]'`) or as the released code's flag
+    (`'0.5,17,0.05,83'`)."""
+    if text.lstrip().startswith("["):
+        return json.loads(text)
+    values = [float(value) for value in text.split(",")]
+    if len(values) % 2:
+        raise ValueError(
+            f"`example_dropout_schedule`={text!r} must hold (rate, percent) pairs, e.g. '0.5,17,0.05,83'."
+        )
+    return [values[i : i + 2] for i in range(0, len(values), 2)]

@@ -1,0 +1,124 @@
+"""Learn the predefined curricula that ship with hf_mentornet and write them to `hf_mentornet/pretrained/<name>/`
+(config.json, model.safetensors, README.md), or check the shipped ones.
+
+    HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 /work/venv/bin/python recipes/make_shipped_curricula.py
+    HF_HUB_OFFLINE=1 /work/venv/bin/python recipes/make_shipped_curricula.py --check
+
+All use the released architecture (hidden size 1, one step, so any trainer can use them) with a trained epoch
+embedding, and are learned with `learn_predefined`'s defaults and seed 0. Each directory is written to a temporary
+directory beside it and moved into place, so an interrupted run never leaves a half-written curriculum.
+`mentornet-dd` is not made here: it is learned from a student's records (see `learn_from_records`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+from typing import Any
+
+import torch
+from transformers.utils import logging
+
+from hf_mentornet import MentorNetConfig, MentorNetModel
+from hf_mentornet.configuration_mentornet import PD_DROPOUT_SCHEDULE
+from hf_mentornet.learning import curriculum_mse, learn_predefined
+from hf_mentornet.modeling_mentornet import SHIPPED_CURRICULA_DIR
+
+SEED = 0
+# A shipped curriculum passes `--check` when its MSE on fresh grid points stays within this of its recorded test MSE.
+CHECK_FACTOR, CHECK_MARGIN = 10.0, 1e-4
+
+# name -> (curriculum, its parameters, training settings recommended with it, note for the card)
+SHIPPED: dict[str, tuple[str, dict[str, Any], dict[str, Any], str | None]] = {
+    "mentornet-pd": (
+        "mentornet-pd",
+        {"burn_in_epoch": 18, "linear_from_epoch": 90, "gamma": 1.0},
+        {
+            "loss_p_percentile": 0.75,
+            "loss_moving_average_decay": 0.95,
+            "burn_in_fraction": 0.2,
+            "example_dropout_schedule": PD_DROPOUT_SCHEDULE,
+        },
+        "Training settings follow the paper (burn-in 20%, moving-average decay 0.95, App. E.3); the authors' "
+        "released PD command used burn-in 0 (burn_in_epoch=0), the flag default decay 0.5, p = 0.75 and the same "
+        "example-dropout schedule 0.5 for 17% then 0.05 for 83%.",
+    ),
+    "self-paced": ("self-paced", {}, {}, None),
+    "spcl-linear": ("spcl-linear", {"gamma": 1.0}, {}, None),
+    "hard-example-mining": ("hard-example-mining", {}, {}, None),
+    "focal": ("focal", {"gamma": 2.0}, {}, None),
+    "baseline": ("baseline", {}, {"burn_in_fraction": 0.0, "example_dropout_schedule": None}, None),
+}
+
+
+def make(name: str) -> dict[str, Any]:
+    """Learn the shipped curriculum `name` and write it atomically to `SHIPPED_CURRICULA_DIR / name`."""
+    curriculum, params, settings, note = SHIPPED[name]
+    config = MentorNetConfig(trainable_epoch_embedding=True, **settings)
+    model, metrics = learn_predefined(curriculum, params, config, seed=SEED)
+    model.config.name_or_path = name
+    if note:
+        model.config.learned_from["notes"] = note
+    target = SHIPPED_CURRICULA_DIR / name
+    SHIPPED_CURRICULA_DIR.mkdir(parents=True, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{name}-", dir=SHIPPED_CURRICULA_DIR)
+    model.save_pretrained(staging, repo_id=name)
+    # mkdtemp and the safetensors writer make owner-only files; shipped files are world-readable.
+    os.chmod(staging, 0o755)
+    for path in os.listdir(staging):
+        os.chmod(os.path.join(staging, path), 0o644)
+    # A directory cannot be renamed over a non-empty one: move the old one aside first.
+    old = None
+    if target.exists():
+        old = tempfile.mkdtemp(prefix=f".{name}-old-", dir=SHIPPED_CURRICULA_DIR)
+        os.replace(target, os.path.join(old, name))
+    os.replace(staging, target)
+    if old:
+        shutil.rmtree(old)
+    return metrics
+
+
+def check(name: str) -> tuple[bool, str]:
+    """Load a shipped curriculum by name and compare it with its card and its predefined curriculum."""
+    model = MentorNetModel.from_pretrained(name)
+    config = model.config
+    card = (SHIPPED_CURRICULA_DIR / name / "README.md").read_text(encoding="utf-8")
+    recorded = config.learned_from["test_mse"]
+    mse = curriculum_mse(model)
+    problems = []
+    if f"- Name: `{config.curriculum_name}`" not in card:
+        problems.append(f"card does not name the curriculum {config.curriculum_name!r}")
+    if f"- test_mse: {recorded:.4g}" not in card:
+        problems.append(f"card does not state the recorded test MSE {recorded:.4g}")
+    if mse > CHECK_FACTOR * recorded + CHECK_MARGIN:
+        problems.append(
+            f"MSE {mse:.3g} on fresh grid points exceeds {CHECK_FACTOR:g} x {recorded:.3g} + {CHECK_MARGIN}"
+        )
+    return not problems, f"{name}: MSE {mse:.2e} (recorded {recorded:.2e})" + "".join(f"; {p}" for p in problems)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("names", nargs="*", default=list(SHIPPED), help=f"default: all of {list(SHIPPED)}")
+    parser.add_argument("--check", action="store_true", help="check the shipped curricula instead of making them")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    logging.disable_progress_bar()
+    unknown = sorted(set(args.names) - set(SHIPPED))
+    if unknown:
+        parser.error(f"unknown names {unknown}; choose from {list(SHIPPED)}")
+    if args.check:
+        results = [check(name) for name in args.names]
+        print("\n".join(message for _, message in results))
+        raise SystemExit(0 if all(ok for ok, _ in results) else 1)
+    print("| Curriculum | Test MSE | Steps | Seconds |\n|---|---|---|---|")
+    for name in args.names:
+        metrics = make(name)
+        print(f"| {name} | {metrics['test_mse']:.2e} | {metrics['steps']} | {metrics['seconds']} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Worker of tests/test_distributed.py: train a few MentorNet steps and save the weights the curriculum gave.
+
+Run as `python -m torch.distributed.run --nproc_per_node 2 tests/distributed_worker.py OUT BATCH` (each process
+takes BATCH samples per step) or as `python tests/distributed_worker.py OUT BATCH` (one process).
+"""
+
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from test_trainer import MLP, collate, digits, make_args, random_mentornet  # noqa: E402
+
+from hf_mentornet.trainer import MentorNetTrainer  # noqa: E402
+
+
+def main() -> None:
+    output, batch_size = sys.argv[1], int(sys.argv[2])
+    torch.set_num_threads(1)
+    args = make_args(
+        os.path.join(os.path.dirname(output), "run"),
+        per_device_train_batch_size=batch_size,
+        max_steps=3,
+        example_dropout_schedule=[[0.5, 100]],
+        loss_moving_average_decay=0.5,
+        record_student=True,
+    )
+    trainer = MentorNetTrainer(
+        model=MLP(),
+        args=args,
+        data_collator=collate,
+        train_dataset=digits(0.4, size=256),
+        curriculum=random_mentornet(),
+    )
+    trainer.train()
+    if trainer.is_world_process_zero():
+        records = trainer.student_records().with_format("torch")[:]
+        torch.save(
+            {
+                "sample_index": records["sample_index"],
+                "weight": records["weight"],
+                "loss": records["loss"],
+                "loss_moving_average": trainer._loss_moving_average,
+                "params": torch.cat([p.detach().flatten() for p in trainer.model.parameters()]),
+                "world_size": trainer.accelerator.num_processes,
+            },
+            output,
+        )
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

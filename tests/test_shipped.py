@@ -1,0 +1,50 @@
+"""The curricula shipped in `hf_mentornet/pretrained/` (made by `recipes/make_shipped_curricula.py`)."""
+
+import pytest
+import torch
+
+from hf_mentornet import MentorNetModel, load_curriculum, shipped_curricula
+from hf_mentornet.learning import curriculum_mse
+from hf_mentornet.modeling_mentornet import SHIPPED_CURRICULA_DIR
+
+PREDEFINED = ["baseline", "focal", "hard-example-mining", "mentornet-pd", "self-paced", "spcl-linear"]
+# Shipped curricula learned from a predefined one (mentornet-dd is data-driven, made by the lead with a student).
+SHIPPED_PREDEFINED = [name for name in shipped_curricula() if name in PREDEFINED]
+
+
+def test_every_predefined_curriculum_ships():
+    assert set(PREDEFINED) <= set(shipped_curricula())
+
+
+@pytest.mark.parametrize("name", shipped_curricula())
+def test_shipped_directory_is_complete_and_tiny(name):
+    files = {path.name: path.stat().st_size for path in (SHIPPED_CURRICULA_DIR / name).iterdir()}
+    assert {"config.json", "model.safetensors", "README.md"} <= set(files)
+    assert max(files.values()) < 20_000
+
+
+@pytest.mark.parametrize("name", SHIPPED_PREDEFINED)
+def test_shipped_curriculum_loads_by_name_and_matches_its_card_and_curriculum(name):
+    model = MentorNetModel.from_pretrained(name)
+    assert load_curriculum(name).config.to_dict() == model.config.to_dict()
+    config = model.config
+    assert config.curriculum_name == name and config.curriculum_kind == "predefined"
+    assert config.hidden_size == 1 and config.num_steps == 1  # usable by any trainer
+    recorded = config.learned_from["test_mse"]
+    assert {"steps", "seed", "seconds"} <= set(config.learned_from)
+    card = (SHIPPED_CURRICULA_DIR / name / "README.md").read_text(encoding="utf-8")
+    assert f"- Name: `{name}`" in card and f"- test_mse: {recorded:.4g}" in card
+    assert f'MentorNetModel.from_pretrained("{name}")' in card
+    # On fresh grid points the MentorNet reproduces its predefined curriculum about as well as recorded.
+    assert curriculum_mse(model, num_samples=2_000) < 10 * recorded + 1e-4
+
+
+def test_shipped_training_settings():
+    pd = MentorNetModel.from_pretrained("mentornet-pd").config
+    assert (pd.loss_p_percentile, pd.loss_moving_average_decay, pd.burn_in_fraction) == (0.75, 0.95, 0.2)
+    assert pd.example_dropout_schedule == [[0.5, 17], [0.05, 83]]
+    assert "burn_in_epoch=0" in pd.learned_from["notes"]
+    baseline = MentorNetModel.from_pretrained("baseline")
+    assert baseline.config.burn_in_fraction == 0.0 and baseline.config.example_dropout_schedule is None
+    loss = torch.tensor([0.0, 5.0, 29.0])
+    assert (baseline(loss, loss - 2.0, epoch=60).weights > 0.99).all()

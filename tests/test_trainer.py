@@ -1,0 +1,364 @@
+"""Tests of MentorNetTrainer on scikit-learn's digits with tiny students built here."""
+
+import math
+import os
+
+import datasets
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from sklearn.datasets import load_digits
+from torch import nn
+
+from hf_mentornet import MentorNetConfig, MentorNetModel
+from hf_mentornet.learning import auroc, learn_predefined
+from hf_mentornet.trainer import MentorNetTrainer
+from hf_mentornet.training_args import MentorNetTrainingArguments
+
+
+def digits(noise_rate=0.0, size=None, seed=0, start=0):
+    """Digits as 1x8x8 images with `noise_rate` of the labels replaced by a different random class."""
+    data = load_digits()
+    images = (data.images / 16.0).astype(np.float32)[:, None][start:][:size]
+    clean = data.target.astype(np.int64)[start:][:size]
+    rng = np.random.default_rng(seed)
+    noisy = rng.random(len(clean)) < noise_rate
+    labels = np.where(noisy, (clean + rng.integers(1, 10, len(clean))) % 10, clean)
+    return datasets.Dataset.from_dict(
+        {
+            "pixel_values": images,
+            "labels": labels,
+            "clean_label": clean,
+            "sample_index": np.arange(len(clean)),
+            "is_noisy": noisy,
+        }
+    ).with_format("numpy")
+
+
+def collate(features):
+    return {key: torch.as_tensor(np.stack([f[key] for f in features])) for key in features[0]}
+
+
+class MLP(nn.Module):
+    def __init__(self, seed=0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+
+    def forward(self, pixel_values):
+        return self.net(pixel_values)
+
+
+def random_mentornet(**config):
+    torch.manual_seed(0)
+    return MentorNetModel(MentorNetConfig(**config))
+
+
+@pytest.fixture(scope="module")
+def self_paced_mentornet():
+    model, _ = learn_predefined("self-paced", num_samples=8192, max_steps=150, batch_size=512, seed=0)
+    return model
+
+
+def make_args(tmp_path, **overrides):
+    settings = {
+        "output_dir": str(tmp_path),
+        "per_device_train_batch_size": 16,
+        "per_device_eval_batch_size": 64,
+        "max_steps": 4,
+        "learning_rate": 0.05,
+        "optim": "sgd",
+        "lr_scheduler_type": "constant",
+        "report_to": "none",
+        "save_strategy": "no",
+        "logging_steps": 1,
+        "use_cpu": True,
+        "seed": 0,
+        "disable_tqdm": True,
+        "burn_in_fraction": 0.0,
+        "example_dropout_schedule": [[0.0, 100]],
+        "train_sampling_strategy": "sequential",
+    }
+    settings.update(overrides)
+    return MentorNetTrainingArguments(**settings)
+
+
+def make_trainer(tmp_path, model=None, curriculum=None, train_dataset=None, **overrides):
+    return MentorNetTrainer(
+        model=MLP() if model is None else model,
+        args=make_args(tmp_path, **overrides),
+        data_collator=collate,
+        train_dataset=digits(0.4, size=256) if train_dataset is None else train_dataset,
+        eval_dataset=digits(size=128, start=1000),
+        curriculum=random_mentornet() if curriculum is None else curriculum,
+    )
+
+
+def batch_of(dataset, size=16):
+    return collate([dataset[i] for i in range(size)])
+
+
+def params_of(model):
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+def test_weighted_loss_is_sum_of_weighted_losses_over_batch_size(tmp_path):
+    trainer = make_trainer(tmp_path, loss_moving_average_decay=0.9, loss_p_percentile=0.75)
+    trainer.state.max_steps, trainer.state.global_step = 100, 37
+    batch = batch_of(trainer.train_dataset)
+    loss = trainer.compute_loss(trainer.model, dict(batch))
+
+    with torch.no_grad():
+        losses = F.cross_entropy(trainer.model(batch["pixel_values"]), batch["labels"], reduction="none")
+        moving_average = 0.1 * torch.quantile(losses, 0.75)
+        weights = trainer.curriculum(loss=losses, loss_diff=losses - moving_average, epoch=37).weights
+    assert torch.allclose(trainer._loss_moving_average, moving_average)
+    assert torch.allclose(loss, (weights * losses).sum() / len(losses), atol=1e-6)
+    assert not torch.allclose(loss, losses.mean())  # the weights matter
+
+
+def test_burn_in_and_example_dropout(tmp_path):
+    trainer = make_trainer(tmp_path, burn_in_fraction=0.2, example_dropout_schedule=[[0.5, 30], [0.25, 70]])
+    trainer.state.max_steps = 100
+    losses = torch.rand(16) * 3
+    labels = torch.zeros(16, dtype=torch.long)
+
+    trainer.state.global_step = 19  # burn-in with dropout 0.5: 8 of 16 keep weight 1
+    weights = trainer._sample_weights(losses, labels, {})
+    assert sorted(weights.tolist()) == [0.0] * 8 + [1.0] * 8
+
+    trainer.state.global_step = 40  # after burn-in, dropout 0.25: floor(16 * 0.75) = 12 keep their MentorNet weight
+    weights = trainer._sample_weights(losses, labels, {})
+    assert int((weights > 0).sum()) == 12 and ((weights > 0) & (weights < 1)).any()
+
+    # The dropout draws come from a generator seeded by args.seed: the same seed repeats them.
+    again = make_trainer(tmp_path, burn_in_fraction=0.2, example_dropout_schedule=[[0.5, 30], [0.25, 70]])
+    again.state.max_steps, again.state.global_step = 100, 19
+    first = again._sample_weights(losses, labels, {})
+    trainer._dropout_generator.manual_seed(0)
+    trainer.state.global_step = 19
+    assert torch.equal(first, trainer._sample_weights(losses, labels, {}))
+
+
+def test_all_zero_weights_train_without_nan(tmp_path):
+    mentornet = random_mentornet()
+    with torch.no_grad():
+        mentornet.fc2.weight.zero_()
+        mentornet.fc2.bias.fill_(-1e4)  # sigmoid -> exactly 0
+    trainer = make_trainer(tmp_path, curriculum=mentornet, max_steps=3)
+    before = params_of(trainer.model)
+    trainer.train()
+    losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
+    assert trainer.state.global_step == 3 and losses == [0.0, 0.0, 0.0]
+    assert torch.equal(before, params_of(trainer.model))  # zero gradient, no weight decay
+    assert [log["mentornet/data_utilisation"] for log in trainer.state.log_history if "loss" in log] == [0.0] * 3
+
+
+def test_gradient_accumulation_matches_one_big_batch(tmp_path):
+    # The moving average is updated per forward pass, so take a MentorNet that ignores loss_diff: then the weights
+    # do not depend on how the step's samples are split and the gradients must agree exactly.
+    mentornet = random_mentornet()
+    with torch.no_grad():
+        mentornet.lstm.weight_ih_l0[:, 1].zero_()
+        mentornet.lstm.weight_ih_l0_reverse[:, 1].zero_()
+    dataset = digits(0.4, size=128)
+    big = make_trainer(tmp_path / "big", curriculum=mentornet, train_dataset=dataset, per_device_train_batch_size=32)
+    big.train()
+    accumulated = make_trainer(
+        tmp_path / "ga",
+        curriculum=mentornet,
+        train_dataset=dataset,
+        per_device_train_batch_size=16,
+        gradient_accumulation_steps=2,
+    )
+    accumulated.train()
+    assert torch.allclose(params_of(big.model), params_of(accumulated.model), atol=1e-6)
+    big_losses = [log["loss"] for log in big.state.log_history if "loss" in log]
+    accumulated_losses = [log["loss"] for log in accumulated.state.log_history if "loss" in log]
+    assert np.allclose(big_losses, accumulated_losses, atol=1e-5)
+
+
+def test_eval_loss_is_unweighted_cross_entropy(tmp_path):
+    trainer = make_trainer(tmp_path, label_smoothing_factor=0.1)
+    metrics = trainer.evaluate()
+    batch = collate([trainer.eval_dataset[i] for i in range(len(trainer.eval_dataset))])
+    with torch.no_grad():
+        expected = F.cross_entropy(trainer.model(batch["pixel_values"]), batch["labels"]).item()
+    assert metrics["eval_loss"] == pytest.approx(expected, abs=1e-5)
+
+
+def test_timm_and_transformers_students_train_and_evaluate(tmp_path):
+    timm = pytest.importorskip("timm")
+    from transformers import ResNetConfig, ResNetForImageClassification
+
+    torch.manual_seed(0)
+    students = {
+        "timm": timm.create_model("resnet10t", num_classes=10, in_chans=1),
+        "transformers": ResNetForImageClassification(
+            ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], num_channels=1, num_labels=10)
+        ),
+    }
+    for name, student in students.items():
+        trainer = make_trainer(tmp_path / name, model=student, max_steps=2)
+        trainer.train()
+        metrics = trainer.evaluate()
+        assert math.isfinite(metrics["eval_loss"]), name
+        assert trainer.state.global_step == 2
+
+
+def test_noisy_digits_metrics_records_and_label_issues(tmp_path, self_paced_mentornet):
+    dataset = digits(0.4, size=1024)
+    trainer = make_trainer(
+        tmp_path,
+        curriculum=self_paced_mentornet,
+        train_dataset=dataset,
+        per_device_train_batch_size=64,
+        max_steps=240,
+        learning_rate=0.01,
+        optim="adamw_torch",
+        logging_steps=12,
+        burn_in_fraction=0.2,
+        loss_moving_average_decay=0.9,
+        loss_p_percentile=0.6,
+        record_student=True,
+        label_issues=True,
+    )
+    trainer.train()
+    logs = [log for log in trainer.state.log_history if "mentornet/mean_weight" in log]
+    for key in ("data_utilisation", "loss_moving_average", "selection_precision", "selection_recall"):
+        assert f"mentornet/{key}" in logs[-1]
+    after_burn_in = [log for log in logs if log["step"] > 0.3 * 240]
+    clean = np.mean([log["mentornet/mean_weight_clean"] for log in after_burn_in])
+    noisy = np.mean([log["mentornet/mean_weight_noisy"] for log in after_burn_in])
+    print(f"mean weight after burn-in: clean {clean:.3f}, noisy {noisy:.3f}")
+    assert clean > noisy + 0.1
+    assert after_burn_in[-1]["mentornet/selection_precision"] > 0.6  # 60% of the labels are clean
+
+    records = datasets.load_from_disk(os.path.join(tmp_path, "student_records"))
+    assert set(records.column_names) == {
+        "sample_index",
+        "progress",
+        "epoch",
+        "label",
+        "clean_label",
+        "loss",
+        "weight",
+    }
+    assert len(records) == 240 * 64 and max(records["epoch"]) == 99
+
+    issues = datasets.Dataset.from_csv(os.path.join(tmp_path, "label_issues.csv"))
+    assert len(issues) == len(dataset) and issues["score"] == sorted(issues["score"], reverse=True)
+    is_noisy = np.asarray(dataset["is_noisy"])[np.asarray(issues["sample_index"])]
+    assert auroc(np.asarray(issues["score"]), is_noisy) > 0.6
+
+
+def test_resume_gives_the_same_run(tmp_path):
+    settings = {
+        "max_steps": 8,
+        "save_strategy": "steps",
+        "save_steps": 4,
+        "burn_in_fraction": 0.25,
+        "example_dropout_schedule": [[0.5, 50], [0.25, 50]],
+        "record_student": True,
+        "train_sampling_strategy": "random",
+    }
+    straight = make_trainer(tmp_path / "straight", **settings)
+    straight.train()
+    resumed = make_trainer(tmp_path / "resumed", **settings)
+    resumed.train(resume_from_checkpoint=str(tmp_path / "straight" / "checkpoint-4"))
+    assert os.path.isdir(tmp_path / "straight" / "checkpoint-4" / "mentornet")
+
+    def losses(trainer):
+        return [log["loss"] for log in trainer.state.log_history if "loss" in log][-4:]
+
+    assert np.allclose(losses(straight), losses(resumed), atol=1e-6)
+    assert torch.allclose(params_of(straight.model), params_of(resumed.model), atol=1e-6)
+    assert torch.equal(straight._loss_moving_average, resumed._loss_moving_average)
+    assert straight.student_records()[:] == resumed.student_records()[:]
+
+
+@pytest.mark.parametrize("with_dataset", [False, True])
+def test_curriculum_update_happens_at_the_configured_step(tmp_path, self_paced_mentornet, with_dataset):
+    trainer = MentorNetTrainer(
+        model=MLP(),
+        args=make_args(tmp_path, max_steps=6, curriculum_update_at=[0.5], curriculum_update_steps=5),
+        data_collator=collate,
+        train_dataset=digits(0.4, size=128),
+        curriculum=self_paced_mentornet,
+        curriculum_update_dataset=digits(0.4, size=64, start=1500) if with_dataset else None,
+    )
+    before = params_of(trainer.curriculum)
+    trainer.train()
+    updates = [log for log in trainer.state.log_history if "mentornet/curriculum_update" in log]
+    assert [log["step"] for log in updates] == [3]
+    assert not torch.equal(before, params_of(trainer.curriculum))
+    assert torch.equal(before, params_of(self_paced_mentornet))  # the given MentorNet is not modified
+
+
+def test_closed_form_branch_lands_on_eq7(tmp_path):
+    trainer = make_trainer(
+        tmp_path, curriculum_type="closed-form", closed_form_lambda1=0.2, closed_form_lambda2=2.0, max_steps=2
+    )
+    trainer.state.max_steps, trainer.state.global_step = 10, 5
+    batch = batch_of(trainer.train_dataset)
+    trainer.compute_loss(trainer.model, dict(batch))
+    with torch.no_grad():
+        losses = F.cross_entropy(trainer.model(batch["pixel_values"]), batch["labels"], reduction="none")
+    loss_diff = losses - trainer._loss_moving_average
+    expected = (1 - (loss_diff - 0.2) / 2.0).clamp(0, 1)  # Eq. 7 on loss_diff, reached in one step of 1 / lambda2
+    assert torch.allclose(trainer._closed_form_weights[:16], expected, atol=1e-6)
+    assert torch.equal(trainer._closed_form_weights[16:], torch.ones(256 - 16))
+    trainer.train()  # and it trains end to end
+    assert trainer.state.global_step == 2
+
+
+def test_weight_decay_scaled_by_mean_weight(tmp_path):
+    trainer = make_trainer(tmp_path, max_steps=1, weight_decay=0.1, scale_weight_decay_by_mean_weight=True)
+    trainer.train()
+    mean_weight = trainer.state.log_history[0]["mentornet/mean_weight"]
+    decayed = [group for group in trainer.optimizer.param_groups if group["initial_weight_decay"] > 0]
+    assert decayed and all(g["weight_decay"] == pytest.approx(0.1 * mean_weight) for g in decayed)
+
+
+def test_model_card_is_tagged(tmp_path):
+    trainer = make_trainer(tmp_path, max_steps=1)
+    trainer.train()
+    trainer.create_model_card(model_name="student")
+    card = open(os.path.join(tmp_path, "README.md")).read()
+    assert "mentornet" in card and "noisy-labels" in card and "## Curriculum (MentorNet)" in card
+
+
+def test_bad_inputs_raise_naming_the_argument(tmp_path):
+    trainer = make_trainer(tmp_path)
+    trainer.state.max_steps = 10
+    batch = batch_of(trainer.train_dataset)
+    with pytest.raises(ValueError, match="no `labels`"):
+        trainer.compute_loss(trainer.model, {k: v for k, v in batch.items() if k != "labels"})
+    with pytest.raises(ValueError, match="`labels` must be a 1-D integer"):
+        trainer.compute_loss(trainer.model, {**batch, "labels": batch["labels"].float()})
+    with pytest.raises(ValueError, match=r"`labels` must be class indices in 0\.\.9"):
+        trainer.compute_loss(trainer.model, {**batch, "labels": batch["labels"] + 10})
+    with pytest.raises(ValueError, match="compute_loss_func"):
+        MentorNetTrainer(MLP(), make_args(tmp_path), curriculum=random_mentornet(), compute_loss_func=lambda *a: 0)
+    with pytest.raises(ValueError, match="Cannot load the curriculum 'no-such-curriculum'"):
+        MentorNetTrainer(MLP(), make_args(tmp_path), curriculum="no-such-curriculum")
+    with pytest.raises(ValueError, match="num_steps=3"):
+        MentorNetTrainer(MLP(), make_args(tmp_path), curriculum=random_mentornet(num_steps=3))
+    streaming = digits(size=32).to_iterable_dataset()
+    with pytest.raises(ValueError, match="`max_steps`=-1"):
+        MentorNetTrainer(
+            MLP(), make_args(tmp_path, max_steps=-1), train_dataset=streaming, curriculum=random_mentornet()
+        )
+    with pytest.raises(ValueError, match="example_dropout_schedule.*covers 90%"):
+        make_args(tmp_path, example_dropout_schedule=[[0.5, 17], [0.05, 73]])
+    with pytest.raises(ValueError, match="curriculum_update_at"):
+        make_args(tmp_path, curriculum_update_at=[0.5, 1.2])
+    with pytest.raises(ValueError, match="curriculum_type"):
+        make_args(tmp_path, curriculum_type="bogus")
+    with pytest.raises(ValueError, match="curriculum_name"):
+        MentorNetTrainer(MLP(), make_args(tmp_path, curriculum_update_at=[0.5]), curriculum=random_mentornet())
+    closed_form = make_trainer(tmp_path, curriculum_type="closed-form")
+    closed_form.state.max_steps = 10
+    with pytest.raises(ValueError, match="no `sample_index`"):
+        closed_form.compute_loss(closed_form.model, {k: v for k, v in batch.items() if k != "sample_index"})
