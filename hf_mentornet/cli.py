@@ -132,7 +132,6 @@ def demo(args: argparse.Namespace) -> None:
             training_args,
             noise_rate=args.noise_rate,
             noise_seed=args.seed,
-            transform_kwargs={"in_chans": 1, "mean": (0.5,), "std": (0.5,)},
         )
         results[method] = result
         trainer.save_model(os.path.join(output_dir, "student"))

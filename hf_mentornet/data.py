@@ -9,7 +9,7 @@ and, when the dataset has them (see [`hf_mentornet.noise.inject_label_noise`]), 
 on the *stored* columns before the lazy transform runs, so with [`with_image_transform`] it must keep the image and
 label columns as well as the produced ones: either `TrainingArguments(remove_unused_columns=False)` or signature
 columns of `(image_column, label_column) + MENTORNET_COLUMNS` (the MentorNet trainer overrides
-`_set_signature_columns_if_needed` to do that). For an `IterableDataset` it filters the produced columns per
+`_set_signature_columns_if_needed` to do that; `MentorNetTrainingArguments` defaults to `remove_unused_columns=False`). For an `IterableDataset` it filters the produced columns per
 example, where `MENTORNET_COLUMNS` suffice.
 """
 
@@ -64,7 +64,8 @@ def image_transforms(
     - a timm model: `timm.data.resolve_data_config` + `timm.data.create_transform` (timm's train augmentation or
       its eval resize/crop);
     - a transformers model or image processor: the processor's size, mean and std (a model's processor is loaded
-      with `AutoImageProcessor` from `model.name_or_path`; for a model built from a config, pass the processor),
+      with `AutoImageProcessor` from `model.name_or_path`; a model built from a config is treated as `None`, with
+      its `config.num_channels`),
       with `RandomResizedCrop` + horizontal flip for training and resize + center crop for evaluation, as the
       transformers image-classification example does;
     - `None`: no resizing unless `image_size` is given, mean and std 0.5.
@@ -85,13 +86,10 @@ def image_transforms(
     """
     timm_config = None
     if isinstance(student, PreTrainedModel):
-        if not student.name_or_path:
-            raise ValueError(
-                f"`student` is a {type(student).__name__} built from a config, without a checkpoint to load its image "
-                "processor from; pass the image processor as `student` (and `in_chans` if not 3)."
-            )
         in_chans = in_chans or student.config.num_channels
-        student = AutoImageProcessor.from_pretrained(student.name_or_path)
+        # A model built from a config (random init, as the paper's students) has no image processor to load: it
+        # gets the generic [-1, 1] scaling below, at `image_size`.
+        student = AutoImageProcessor.from_pretrained(student.name_or_path) if student.name_or_path else None
     if isinstance(student, BaseImageProcessor):
         size = student.size
         size = size["shortest_edge"] if size.get("shortest_edge") else (size["height"], size["width"])

@@ -1,6 +1,7 @@
-"""One controlled-noise experiment (the paper's Sec. 5.1 protocol): corrupt the training labels of an image
-dataset, train a student with a method, and measure clean test accuracy and how the curriculum weighted clean and
-corrupted samples. `recipes/cifar.py` and the `hf-mentornet demo` main job are thin layers over it."""
+"""Students on noisy labels: one controlled-noise experiment (the paper's Sec. 5.1 protocol: corrupt the training
+labels of an image dataset, train a student with a method, measure clean test accuracy and how the curriculum
+weighted clean and corrupted samples), and learning a data-driven curriculum from a student's records.
+`recipes/cifar.py`, `recipes/train_mentornet.py` and the `hf-mentornet demo` main job are thin layers over it."""
 
 from __future__ import annotations
 
@@ -8,22 +9,32 @@ import dataclasses
 import json
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import datasets
 import numpy as np
 from torch import nn
-from transformers import EvalPrediction, TrainerCallback, set_seed
+from transformers import EvalPrediction, TrainerCallback, TrainingArguments, set_seed
 from transformers.utils import logging
 
+from .configuration_mentornet import DD_DROPOUT_SCHEDULE, MentorNetConfig
 from .data import MentorNetCollator, image_transforms, with_image_transform
+from .learning import learn_from_records
+from .modeling_mentornet import MentorNetModel
 from .noise import inject_label_noise
 from .trainer import MentorNetTrainer
 from .training_args import MentorNetTrainingArguments
 
-__all__ = ["METHODS", "ExperimentResult", "run_experiment"]
+__all__ = [
+    "METHODS",
+    "ExperimentResult",
+    "check_output_dir",
+    "learn_data_driven_curriculum",
+    "run_arguments",
+    "run_experiment",
+]
 
 logger = logging.get_logger(__name__)
 
@@ -74,6 +85,47 @@ def _after_burn_in_mean(log_history: list[dict[str, float]], key: str, first_ste
     return float(np.mean(values)) if values else math.nan
 
 
+def _train_on_noisy(
+    noisy: datasets.DatasetDict,
+    student_factory: Callable[[], nn.Module],
+    args: MentorNetTrainingArguments,
+    *,
+    train_split: str,
+    test_split: str | None,
+    image_column: str,
+    label_column: str,
+    cifar_augmentation: bool,
+    transform_kwargs: dict[str, Any] | None,
+    callbacks: list[TrainerCallback] | None,
+) -> MentorNetTrainer:
+    """Build a fresh student and its trainer on an already-noised dataset, train, and return the trainer."""
+    set_seed(args.seed)  # every method starts from the same initial student
+    student = student_factory()
+    transform_kwargs = {"cifar_augmentation": cifar_augmentation, **(transform_kwargs or {})}
+
+    def prepared(split: str, train: bool) -> datasets.Dataset:
+        transform = image_transforms(student, train=train, **transform_kwargs)
+        return with_image_transform(noisy[split], transform, image_column=image_column, label_column=label_column)
+
+    trainer = MentorNetTrainer(
+        model=student,
+        args=args,
+        train_dataset=prepared(train_split, train=True),
+        eval_dataset=None if test_split is None else prepared(test_split, train=False),
+        data_collator=MentorNetCollator(),
+        compute_metrics=_accuracy,
+        callbacks=callbacks,
+    )
+    trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
+    return trainer
+
+
+def _check_splits(dataset: datasets.DatasetDict, *splits: str) -> None:
+    for split in splits:
+        if split not in dataset:
+            raise ValueError(f"The dataset has no split {split!r}; its splits are {list(dataset)}.")
+
+
 def run_experiment(
     dataset: datasets.DatasetDict,
     student_factory: Callable[[], nn.Module],
@@ -96,50 +148,36 @@ def run_experiment(
 
     Args:
         dataset: a `DatasetDict` with an image column and an integer (or `ClassLabel`) label column.
-        student_factory: builds a fresh, randomly initialised student (so every method starts alike).
+        student_factory: builds a fresh, randomly initialised student (seeded with `args.seed`, so every method
+            starts from the same student).
         method: a key of [`METHODS`], or a curriculum (shipped name, directory or Hub id).
         args: the training arguments; the method's overrides are applied to a copy.
         noise_rate, noise_type, noise_seed: passed to [`inject_label_noise`].
         cifar_augmentation: the paper's CIFAR augmentation (pad 4, random crop, flip) on the training images.
-        transform_kwargs: image transform settings (`image_size`, `mean`, `std`, `in_chans`) used instead of the
-            student's own (needed for a transformers student built from a config, which has no image processor).
+        transform_kwargs: overrides of the student's image transform settings (`image_size`, `mean`, `std`,
+            `in_chans`; see [`image_transforms`]).
 
     Returns:
         The [`ExperimentResult`] and the trainer (for saving the student, records, label issues).
     """
-    for split in (train_split, test_split):
-        if split not in dataset:
-            raise ValueError(f"The dataset has no split {split!r}; its splits are {list(dataset)}.")
+    _check_splits(dataset, train_split, test_split)
     noisy = inject_label_noise(
         dataset, noise_rate, noise_type, seed=noise_seed, label_column=label_column, splits=(train_split,)
     )
-    set_seed(args.seed)  # every method starts from the same initial student
-    student = student_factory()
-    source = student if transform_kwargs is None else None
-    train_transform = image_transforms(
-        source, train=True, cifar_augmentation=cifar_augmentation, **(transform_kwargs or {})
-    )
-    test_transform = image_transforms(
-        source, train=False, cifar_augmentation=cifar_augmentation, **(transform_kwargs or {})
-    )
-    train = with_image_transform(
-        noisy[train_split], train_transform, image_column=image_column, label_column=label_column
-    )
-    test = with_image_transform(
-        noisy[test_split], test_transform, image_column=image_column, label_column=label_column
-    )
     overrides = METHODS.get(method, {"curriculum": method})
     run_args = dataclasses.replace(args, **overrides, eval_strategy="epoch")
-    trainer = MentorNetTrainer(
-        model=student,
-        args=run_args,
-        train_dataset=train,
-        eval_dataset=test,
-        data_collator=MentorNetCollator(),
-        compute_metrics=_accuracy,
+    trainer = _train_on_noisy(
+        noisy,
+        student_factory,
+        run_args,
+        train_split=train_split,
+        test_split=test_split,
+        image_column=image_column,
+        label_column=label_column,
+        cifar_augmentation=cifar_augmentation,
+        transform_kwargs=transform_kwargs,
         callbacks=callbacks,
     )
-    output = trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
     history = trainer.state.log_history
     accuracies = [entry["eval_accuracy"] for entry in history if "eval_accuracy" in entry]
     first_step = trainer.burn_in_fraction * trainer.state.max_steps
@@ -152,7 +190,7 @@ def run_experiment(
         mean_weight_noisy=_after_burn_in_mean(history, "mentornet/mean_weight_noisy", first_step),
         selection_precision=_after_burn_in_mean(history, "mentornet/selection_precision", first_step),
         selection_recall=_after_burn_in_mean(history, "mentornet/selection_recall", first_step),
-        train_seconds=output.metrics["train_runtime"],
+        train_seconds=next(entry["train_runtime"] for entry in history if "train_runtime" in entry),
     )
     if trainer.is_world_process_zero():
         path = os.path.join(run_args.output_dir, "results.json")
@@ -160,3 +198,124 @@ def run_experiment(
             json.dump(result.__dict__, file, indent=2)
         os.replace(path + ".tmp", path)
     return result, trainer
+
+
+def run_arguments(script_args: Any, training_args: MentorNetTrainingArguments) -> dict[str, Any]:
+    """The arguments that define what a run learns: a recipe's own arguments (a dataclass) and the training
+    arguments that change the optimisation or the curriculum (not output, logging, saving or resuming)."""
+    curriculum_fields = {f.name for f in dataclasses.fields(MentorNetTrainingArguments)} - {
+        f.name for f in dataclasses.fields(TrainingArguments)
+    }
+    training_fields = curriculum_fields | {
+        "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate", "weight_decay", "optim",
+        "optim_args", "lr_scheduler_type", "warmup_steps", "num_train_epochs", "max_steps", "max_grad_norm",
+        "label_smoothing_factor", "seed",
+    }  # fmt: skip
+    training = training_args.to_dict()
+    script = {name: value for name, value in dataclasses.asdict(script_args).items() if name != "overwrite_output_dir"}
+    # A JSON round trip so that the comparison with a saved run sees the same types (lists, not tuples).
+    return json.loads(json.dumps({**script, **{name: training[name] for name in sorted(training_fields)}}))
+
+
+def check_output_dir(script_args: Any, training_args: MentorNetTrainingArguments, *, overwrite: bool = False) -> None:
+    """Refuse an output directory that holds a different run (its `run_args.json` differs from
+    [`run_arguments`]), unless `overwrite` or resuming; then write this run's `run_args.json`. Call it on the main
+    process only: if it raises, the launcher stops the other processes."""
+    current = run_arguments(script_args, training_args)
+    path = os.path.join(training_args.output_dir, "run_args.json")
+    if os.path.isfile(path):
+        with open(path) as file:
+            saved = json.load(file)
+        changed = sorted(name for name in saved.keys() | current.keys() if saved.get(name) != current.get(name))
+        if changed and not (overwrite or training_args.resume_from_checkpoint):
+            differences = "; ".join(f"{name}: {saved.get(name)!r} -> {current.get(name)!r}" for name in changed)
+            raise ValueError(
+                f"`output_dir`={training_args.output_dir!r} holds a different run ({differences}). Pass "
+                "--overwrite_output_dir to replace it, --resume_from_checkpoint to continue it with these "
+                "arguments, or choose another --output_dir."
+            )
+    elif os.path.isdir(training_args.output_dir) and os.listdir(training_args.output_dir):
+        if not overwrite:
+            raise ValueError(
+                f"`output_dir`={training_args.output_dir!r} is not empty and holds no run_args.json, so it is not a "
+                "run of this recipe. Pass --overwrite_output_dir to write into it anyway, or choose another "
+                "--output_dir."
+            )
+    os.makedirs(training_args.output_dir, exist_ok=True)
+    with open(path + ".tmp", "w") as file:
+        json.dump(current, file, indent=2)
+    os.replace(path + ".tmp", path)
+
+
+def learn_data_driven_curriculum(
+    dataset: datasets.Dataset,
+    student_factory: Callable[[], nn.Module],
+    args: MentorNetTrainingArguments,
+    *,
+    noise_rates: Sequence[float] = (0.2, 0.4, 0.8),
+    noise_type: str = "uniform",
+    noise_seed: int = 0,
+    image_column: str = "image",
+    label_column: str = "label",
+    cifar_augmentation: bool = False,
+    transform_kwargs: dict[str, Any] | None = None,
+    config: MentorNetConfig | None = None,
+    learning_kwargs: dict[str, Any] | None = None,
+) -> tuple[MentorNetModel, dict[str, Any], datasets.Dataset]:
+    """Learn a data-driven (DD) curriculum as the paper does (Sec. 3.1, 5.1): on a small dataset with known clean
+    labels, inject label noise, train a student with plain training while recording every sample's loss, and fit a
+    MentorNet to tell the records of correctly labelled samples from the corrupted ones.
+
+    The paper learns one DD MentorNet per noise rate; with several `noise_rates` the records of one student per
+    rate are pooled, giving one curriculum for unknown noise rates.
+
+    Args:
+        dataset: the clean-labelled images (e.g. 5,000 CIFAR-10 training images), with image and label columns.
+        student_factory: builds a fresh student.
+        args: the student's training arguments (`output_dir` gets one sub-directory per noise rate).
+        noise_rates, noise_type, noise_seed: the injected noise ([`inject_label_noise`]).
+        config: the DD MentorNet's configuration (architecture and the training settings it recommends);
+            defaults to the released DD command's settings (`fixed_epoch_after_burn_in`, its dropout schedule).
+        learning_kwargs: passed to [`learn_from_records`].
+
+    Returns:
+        The MentorNet, the learning metrics, and the pooled records.
+    """
+    config = config or MentorNetConfig(fixed_epoch_after_burn_in=True, example_dropout_schedule=DD_DROPOUT_SCHEDULE)
+    records = []
+    for index, rate in enumerate(noise_rates):
+        noisy = inject_label_noise(
+            datasets.DatasetDict(train=dataset), rate, noise_type, seed=noise_seed + index, label_column=label_column
+        )
+        run_args = dataclasses.replace(
+            args,
+            **METHODS["plain"],
+            output_dir=os.path.join(args.output_dir, f"records-noise-{rate:g}"),
+            record_student=True,
+            eval_strategy="no",
+        )
+        trainer = _train_on_noisy(
+            noisy,
+            student_factory,
+            run_args,
+            train_split="train",
+            test_split=None,
+            image_column=image_column,
+            label_column=label_column,
+            cifar_augmentation=cifar_augmentation,
+            transform_kwargs=transform_kwargs,
+            callbacks=None,
+        )
+        student_records = trainer.student_records()
+        records.append(student_records.add_column("noise_rate", [float(rate)] * len(student_records)))
+    pooled = datasets.concatenate_datasets(records)
+    model, metrics = learn_from_records(pooled, config, **(learning_kwargs or {}))
+    model.config.learned_from.update(
+        {
+            "noise_rates": list(noise_rates),
+            "noise_type": noise_type,
+            "dataset_size": len(dataset),
+            "student_epochs": args.num_train_epochs,
+        }
+    )
+    return model, metrics, pooled

@@ -210,6 +210,20 @@ class MentorNetTrainer(Trainer):
             end += percent
             self._dropout_boundaries.append((end, rate))
 
+    def create_scheduler(
+        self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None
+    ) -> torch.optim.lr_scheduler.LRScheduler:
+        """`args.lr_decay_at` gives the paper's step schedule (x `lr_decay_factor` at those fractions of training),
+        which `lr_scheduler_type` does not offer; otherwise as [`~transformers.Trainer`]."""
+        if not self.args.lr_decay_at or self.lr_scheduler is not None:
+            return super().create_scheduler(num_training_steps, optimizer)
+        milestones = [round(fraction * num_training_steps) for fraction in self.args.lr_decay_at]
+        self.lr_scheduler = torch.optim.lr_scheduler.MultiStepLR(
+            optimizer or self.optimizer, milestones, gamma=self.args.lr_decay_factor
+        )
+        self._created_lr_scheduler = True
+        return self.lr_scheduler
+
     # ---- Columns and the student's forward ----
 
     def _set_signature_columns_if_needed(self) -> None:

@@ -120,6 +120,17 @@ class MentorNetTrainingArguments(TrainingArguments):
             "`curriculum_update_dataset` is given."
         },
     )
+    lr_decay_at: list[float] = field(
+        default_factory=list,
+        metadata={
+            "help": "Fractions of training at which the learning rate is multiplied by `lr_decay_factor`: the "
+            "paper's step schedule (CIFAR: steps 19.5k, 25k and 30k of 39k = [0.5, 0.641, 0.769]). Empty: "
+            "`lr_scheduler_type` decides."
+        },
+    )
+    lr_decay_factor: float = field(
+        default=0.1, metadata={"help": "The factor of each step of `lr_decay_at` (the paper: 0.1)."}
+    )
     remove_unused_columns: bool = field(
         default=False,
         metadata={
@@ -172,6 +183,13 @@ class MentorNetTrainingArguments(TrainingArguments):
                 f"`curriculum_update_at`={fractions!r} must be increasing fractions of training in (0, 1), "
                 "e.g. [0.21, 0.75]."
             )
+        decays = list(self.lr_decay_at)
+        if any(not 0.0 < fraction < 1.0 for fraction in decays) or decays != sorted(decays):
+            raise ValueError(
+                f"`lr_decay_at`={decays!r} must be increasing fractions of training in (0, 1), e.g. [0.5, 0.641, 0.769]."
+            )
+        if not 0.0 < self.lr_decay_factor <= 1.0:
+            raise ValueError(f"`lr_decay_factor`={self.lr_decay_factor!r} must be in (0, 1], e.g. 0.1.")
         for name in ("curriculum_update_steps", "curriculum_update_buffer_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}`={getattr(self, name)!r} must be a positive integer.")

@@ -21,7 +21,7 @@ Defaults follow the paper where it states them: inception-resnet-v2 from random 
 probability 0.8, momentum SGD (0.9), batch 32 per process, learning rate 0.05 decayed by 0.1 every 10 epochs, weight
 decay 4e-5 (Appendix E.1, stated for its ImageNet runs with the same student) scaled by the batch's mean sample
 weight (Appendix E.3), and the data-driven curriculum `mentornet-dd`. Where mini-WebVision differs: the paper does
-not give its training length; the recipe trains 30 epochs (three decays), about as many epochs as its 1M-step
+not give its training length; the recipe trains 30 epochs (decays at epochs 10 and 20), about as many epochs as its 1M-step
 ImageNet run. The paper trains asynchronously on 50 GPUs; here the processes train synchronously (DDP), so the
 effective batch is 32 x the number of processes. On a machine without GPUs add `--use_cpu` to train data-parallel
 on the CPU (gloo): `accelerate launch --multi_gpu --num_processes 2 recipes/webvision.py ... --use_cpu`.
@@ -33,16 +33,16 @@ The output directory receives `run_args.json` (the arguments that define the run
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 
 import torch
 import yaml
-from transformers import HfArgumentParser, PreTrainedModel, TrainingArguments
+from transformers import HfArgumentParser
 
 from hf_mentornet.data import MentorNetCollator, image_transforms, with_image_transform
+from hf_mentornet.experiment import check_output_dir
 from hf_mentornet.metrics import load_metric
 from hf_mentornet.noise import add_sample_index
 from hf_mentornet.students import build_student
@@ -65,6 +65,9 @@ TRAINING_DEFAULTS = {
     # Appendix E.3: the weight decay of each step is scaled by the batch's mean sample weight.
     "scale_weight_decay_by_mean_weight": True,
     "num_train_epochs": 30,
+    # The paper's step decay: x0.1 every 10 epochs (Appendix E.1), at 1/3 and 2/3 of the 30 epochs.
+    "lr_decay_at": [1 / 3, 2 / 3],
+    "lr_decay_factor": 0.1,
     "dataloader_num_workers": 8,
     "logging_steps": 100,
     "save_strategy": "epoch",
@@ -120,14 +123,6 @@ class WebVisionArguments:
         metadata={"help": "Input resolution (inception-resnet-v2: 299, as the paper; e.g. 224 for a ViT checkpoint)."},
     )
     top_k: list[int] = field(default_factory=lambda: [1, 5], metadata={"help": "The k of top-k accuracy."})
-    lr_decay_epochs: float = field(
-        default=10.0,
-        metadata={
-            "help": "Multiply the learning rate by `lr_decay_factor` every this many epochs (the paper: 10). "
-            "0 uses `lr_scheduler_type` instead."
-        },
-    )
-    lr_decay_factor: float = field(default=0.1, metadata={"help": "The step decay's factor (the paper: 0.1)."})
     overwrite_output_dir: bool = field(
         default=False,
         metadata={
@@ -144,51 +139,6 @@ def parse_args() -> tuple[WebVisionArguments, MentorNetTrainingArguments]:
             return parser.parse_dict({**TRAINING_DEFAULTS, **yaml.safe_load(file)})
     parser.set_defaults(**TRAINING_DEFAULTS)
     return parser.parse_args_into_dataclasses()
-
-
-def run_arguments(script_args: WebVisionArguments, training_args: MentorNetTrainingArguments) -> dict:
-    """The arguments that define what a run learns: the recipe's and the training arguments that change the
-    optimisation or the curriculum (not output, logging, saving or resuming)."""
-    curriculum_fields = {f.name for f in fields(MentorNetTrainingArguments)} - {
-        f.name for f in fields(TrainingArguments)
-    }
-    training_fields = curriculum_fields | {
-        "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate", "weight_decay", "optim",
-        "optim_args", "lr_scheduler_type", "warmup_steps", "num_train_epochs", "max_steps", "max_grad_norm",
-        "label_smoothing_factor", "seed",
-    }  # fmt: skip
-    training = training_args.to_dict()
-    script = {name: value for name, value in asdict(script_args).items() if name != "overwrite_output_dir"}
-    # A JSON round trip so that the comparison with a saved run sees the same types (lists, not tuples).
-    return json.loads(json.dumps({**script, **{name: training[name] for name in sorted(training_fields)}}))
-
-
-def check_output_dir(script_args: WebVisionArguments, training_args: MentorNetTrainingArguments) -> None:
-    """Refuse an output directory that holds a different run, unless it is overwritten or resumed. Main process
-    only: if it raises, the launcher stops the other processes."""
-    current = run_arguments(script_args, training_args)
-    path = os.path.join(training_args.output_dir, "run_args.json")
-    if os.path.isfile(path):
-        with open(path) as file:
-            saved = json.load(file)
-        changed = sorted(name for name in saved.keys() | current.keys() if saved.get(name) != current.get(name))
-        if changed and not (script_args.overwrite_output_dir or training_args.resume_from_checkpoint):
-            differences = "; ".join(f"{name}: {saved.get(name)!r} -> {current.get(name)!r}" for name in changed)
-            raise ValueError(
-                f"`output_dir`={training_args.output_dir!r} holds a different run ({differences}). Pass "
-                "--overwrite_output_dir to replace it, --resume_from_checkpoint to continue it with these "
-                "arguments, or choose another --output_dir."
-            )
-    elif os.path.isdir(training_args.output_dir) and os.listdir(training_args.output_dir):
-        if not script_args.overwrite_output_dir:
-            raise ValueError(
-                f"`output_dir`={training_args.output_dir!r} is not empty and holds no run_args.json, so it is not a "
-                "run of this recipe. Pass --overwrite_output_dir to write into it anyway, or choose another "
-                "--output_dir."
-            )
-    os.makedirs(training_args.output_dir, exist_ok=True)
-    with open(path, "w") as file:
-        json.dump(current, file, indent=2)
 
 
 def main() -> None:
@@ -208,7 +158,7 @@ def main() -> None:
             f"{training_args.world_size}): without GPUs, pass --use_cpu to train data-parallel on the CPU (gloo)."
         )
     if training_args.should_save:
-        check_output_dir(script_args, training_args)
+        check_output_dir(script_args, training_args, overwrite=script_args.overwrite_output_dir)
     with training_args.main_process_first(desc="loading WebVision"):
         dataset = load_webvision(
             script_args.data_dir,
@@ -224,12 +174,8 @@ def main() -> None:
         pretrained=script_args.pretrained,
         **(script_args.student_kwargs or {}),
     )
-    # A transformers student built from its configuration has no image processor to take the normalisation from:
-    # `image_size` with the generic [-1, 1] scaling then.
-    from_config = isinstance(student, PreTrainedModel) and not student.name_or_path
-    transform_source = None if from_config else student
-    train_transform = image_transforms(transform_source, train=True, image_size=script_args.image_size)
-    eval_transform = image_transforms(transform_source, train=False, image_size=script_args.image_size)
+    train_transform = image_transforms(student, train=True, image_size=script_args.image_size)
+    eval_transform = image_transforms(student, train=False, image_size=script_args.image_size)
     train_split, *eval_splits = script_args.splits
     train_dataset = with_image_transform(add_sample_index(dataset[train_split]), train_transform)
     eval_datasets = {
@@ -250,22 +196,6 @@ def main() -> None:
         data_collator=MentorNetCollator(),
         compute_metrics=compute_metrics,
     )
-    if script_args.lr_decay_epochs > 0:
-        # Step decay (the paper's schedule), which transformers' `lr_scheduler_type` does not offer.
-        steps_per_epoch = math.ceil(
-            len(train_dataset)
-            / (
-                training_args.per_device_train_batch_size
-                * training_args.world_size
-                * training_args.gradient_accumulation_steps
-            )
-        )
-        decay_steps = max(1, round(script_args.lr_decay_epochs * steps_per_epoch))
-        trainer.create_optimizer()
-        trainer.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
-            trainer.optimizer, lambda step: script_args.lr_decay_factor ** (step // decay_steps)
-        )
-
     train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     results = {"train": train_result.metrics}
     for name, eval_dataset in eval_datasets.items():

@@ -87,9 +87,13 @@ def test_transformers_processor_and_model():
     assert out.shape == (1, 20, 20)
     mean, std = ConvNextImageProcessor().image_mean, ConvNextImageProcessor().image_std
     assert torch.allclose(out, torch.full_like(out, (128 / 255 - np.mean(mean)) / np.mean(std)), atol=1e-2)
-    model = ResNetForImageClassification(ResNetConfig(embedding_size=8, hidden_sizes=[8, 8], depths=[1, 1]))
-    with pytest.raises(ValueError, match="student"):
-        image_transforms(model)
+    # Built from a config (no image processor): the generic [-1, 1] scaling, the config's channels, `image_size`.
+    model = ResNetForImageClassification(
+        ResNetConfig(num_channels=1, embedding_size=8, hidden_sizes=[8, 8], depths=[1, 1])
+    )
+    out = image_transforms(model, train=False, image_size=16)(image)
+    assert out.shape == (1, 16, 16)
+    assert torch.allclose(out, torch.full_like(out, (128 / 255 - 0.5) / 0.5), atol=1e-2)
     with pytest.raises(TypeError, match="student"):
         image_transforms("resnet18")
 

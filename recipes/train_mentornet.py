@@ -1,0 +1,187 @@
+"""Learn a MentorNet curriculum, write it with its model card, and push it to the Hub when asked.
+
+Three sources (paper Sec. 3.1):
+
+- a predefined curriculum, approximated on the enumerated feature grid (MSE):
+
+    python recipes/train_mentornet.py --source predefined --curriculum spcl-linear --curriculum_params '{"gamma": 2}' \
+        --output_dir curricula/spcl-linear-2
+
+- a data-driven (DD) curriculum from student records already written by `MentorNetTrainer(record_student=True)`
+  (a `save_to_disk` folder or a parquet file with epoch, label, clean_label, loss):
+
+    python recipes/train_mentornet.py --source records --records runs/x/student_records --output_dir curricula/my-dd
+
+- a DD curriculum learned as the paper does: a clean-labelled subset (5,000 CIFAR-10 training images), label noise
+  injected, one student trained per noise rate while recording every sample's loss, then the MentorNet. This is how
+  the shipped `mentornet-dd` was made (here from the local CIFAR-10 copy; `--dataset uoft-cs/cifar10` on the Hub):
+
+    python recipes/train_mentornet.py --source student --dataset ../shared/data/cifar10 \
+        --output_dir hf_mentornet/pretrained/mentornet-dd
+
+Add `--push_to_hub --hub_model_id <user>/<name>` to upload config.json, model.safetensors and the model card.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+
+import datasets
+import torch
+import yaml
+from transformers import HfArgumentParser
+
+from hf_mentornet import MentorNetConfig, MentorNetModel
+from hf_mentornet.configuration_mentornet import DD_DROPOUT_SCHEDULE
+from hf_mentornet.experiment import learn_data_driven_curriculum
+from hf_mentornet.learning import learn_from_records, learn_predefined
+from hf_mentornet.students import build_student
+from hf_mentornet.training_args import MentorNetTrainingArguments
+
+
+@dataclass
+class TrainMentorNetArguments:
+    output_dir: str = field(metadata={"help": "Where the MentorNet is written (replaced atomically)."})
+    source: str = field(
+        default="predefined",
+        metadata={"help": "predefined, records, or student.", "choices": ["predefined", "records", "student"]},
+    )
+    curriculum: str = field(
+        default="mentornet-pd", metadata={"help": "The predefined curriculum (--source predefined)."}
+    )
+    curriculum_params: str | None = field(
+        default=None, metadata={"help": "JSON of the predefined curriculum's parameters, e.g. '{\"gamma\": 2}'."}
+    )
+    records: str | None = field(default=None, metadata={"help": "Student records (--source records)."})
+    dataset: str = field(
+        default="uoft-cs/cifar10",
+        metadata={"help": "Clean-labelled images (--source student): a Hub id or a local `load_dataset` path."},
+    )
+    image_column: str = field(default="img", metadata={"help": "The image column."})
+    label_column: str = field(default="label", metadata={"help": "The clean label column."})
+    split: str = field(default="train", metadata={"help": "The split the clean-labelled subset is drawn from."})
+    subset_size: int = field(default=5000, metadata={"help": "Size of the clean-labelled subset (the paper: 5,000)."})
+    noise_rates: list[float] = field(
+        default_factory=lambda: [0.2, 0.4, 0.8],
+        metadata={"help": "Injected noise rates, one student each; their records are pooled."},
+    )
+    noise_type: str = field(default="uniform", metadata={"help": "The injected noise type."})
+    student: str = field(
+        default="transformers/resnet", metadata={"help": "The student whose records teach the MentorNet."}
+    )
+    student_kwargs: str = field(
+        default='{"embedding_size": 32, "hidden_sizes": [32, 64, 128], "depths": [1, 1, 1], '
+        '"downsample_in_first_stage": false}',
+        metadata={"help": "JSON of the student's constructor / configuration arguments."},
+    )
+    image_size: int = field(default=32, metadata={"help": "Input resolution of the student."})
+    student_epochs: float = field(default=30, metadata={"help": "Epochs of each record-producing student."})
+    student_learning_rate: float = field(default=0.05, metadata={"help": "Its learning rate (SGD, momentum 0.9)."})
+    student_batch_size: int = field(default=128, metadata={"help": "Its batch size."})
+    max_steps: int | None = field(default=None, metadata={"help": "MentorNet fitting steps (default: the library's)."})
+    seed: int = field(default=0, metadata={"help": "Seed of the subset, the noise, the students and the fitting."})
+    push_to_hub: bool = field(default=False, metadata={"help": "Upload the MentorNet with its model card."})
+    hub_model_id: str | None = field(default=None, metadata={"help": "The Hub repository, e.g. user/mentornet-dd."})
+
+
+def parse_args() -> TrainMentorNetArguments:
+    parser = HfArgumentParser(TrainMentorNetArguments)
+    if len(sys.argv) == 2 and sys.argv[1].endswith((".yaml", ".yml")):
+        with open(sys.argv[1]) as file:
+            return parser.parse_dict(yaml.safe_load(file))[0]
+    return parser.parse_args_into_dataclasses()[0]
+
+
+def learn_from_student(args: TrainMentorNetArguments, fitting: dict) -> tuple[MentorNetModel, dict]:
+    dataset = datasets.load_dataset(args.dataset, split=args.split)
+    for name in ("image_column", "label_column"):
+        if getattr(args, name) not in dataset.column_names:
+            raise ValueError(
+                f"`{name}`={getattr(args, name)!r} is not a column of {args.dataset!r}; its columns are "
+                f"{dataset.column_names}."
+            )
+    subset = dataset.shuffle(seed=args.seed).select(range(min(args.subset_size, len(dataset)))).flatten_indices()
+    num_labels = subset.features[args.label_column].num_classes
+    student_kwargs = json.loads(args.student_kwargs)
+    training_args = MentorNetTrainingArguments(
+        output_dir=tempfile.mkdtemp(prefix="mentornet-students-"),
+        num_train_epochs=args.student_epochs,
+        per_device_train_batch_size=args.student_batch_size,
+        learning_rate=args.student_learning_rate,
+        optim="sgd",
+        optim_args="momentum=0.9",
+        weight_decay=5e-4,
+        lr_scheduler_type="cosine",
+        save_strategy="no",
+        logging_steps=20,
+        report_to="none",
+        seed=args.seed,
+    )
+    config = MentorNetConfig(
+        fixed_epoch_after_burn_in=True,
+        example_dropout_schedule=DD_DROPOUT_SCHEDULE,
+        curriculum_name="mentornet-dd",
+        learned_from={"source_dataset": args.dataset, "student": args.student, "student_kwargs": student_kwargs},
+    )
+    model, metrics, _ = learn_data_driven_curriculum(
+        subset,
+        lambda: build_student(args.student, num_labels, **student_kwargs),
+        training_args,
+        noise_rates=args.noise_rates,
+        noise_type=args.noise_type,
+        noise_seed=args.seed,
+        image_column=args.image_column,
+        label_column=args.label_column,
+        cifar_augmentation=True,
+        transform_kwargs={"image_size": args.image_size},
+        config=config,
+        learning_kwargs={**fitting, "curriculum_name": "mentornet-dd"},
+    )
+    shutil.rmtree(training_args.output_dir, ignore_errors=True)
+    return model, metrics
+
+
+def save_atomically(model: MentorNetModel, output_dir: str, repo_id: str | None) -> None:
+    """Write beside `output_dir`, then move into place: an interrupted run never leaves a half-written curriculum."""
+    parent = os.path.dirname(os.path.abspath(output_dir))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(dir=parent, prefix=".staging-")
+    model.save_pretrained(staging, repo_id=repo_id)
+    if os.path.isdir(output_dir):
+        shutil.rmtree(output_dir)
+    os.replace(staging, output_dir)
+
+
+def main() -> None:
+    args = parse_args()
+    torch.manual_seed(args.seed)
+    fitting = {"seed": args.seed} | ({"max_steps": args.max_steps} if args.max_steps else {})
+    if args.source == "predefined":
+        params = json.loads(args.curriculum_params) if args.curriculum_params else None
+        model, metrics = learn_predefined(args.curriculum, params, **fitting)
+    elif args.source == "records":
+        if not args.records:
+            raise ValueError("`--source records` needs `--records` (a save_to_disk folder or a parquet file).")
+        records = (
+            datasets.Dataset.from_parquet(args.records)
+            if args.records.endswith(".parquet")
+            else datasets.load_from_disk(args.records)
+        )
+        model, metrics = learn_from_records(records, **fitting)
+    else:
+        model, metrics = learn_from_student(args, fitting)
+    save_atomically(model, args.output_dir, args.hub_model_id)
+    print(json.dumps({"output_dir": args.output_dir, **metrics}, indent=2, default=str))
+    if args.push_to_hub:
+        if not args.hub_model_id:
+            raise ValueError("`--push_to_hub` needs `--hub_model_id`, e.g. `--hub_model_id user/mentornet-dd`.")
+        model.push_to_hub(args.hub_model_id)
+
+
+if __name__ == "__main__":
+    main()
