@@ -1,0 +1,126 @@
+"""The main job (`hf-mentornet demo`), the CLI and the recipes cifar.py / train_mentornet.py, end to end on tiny
+real data (scikit-learn's digits)."""
+
+import json
+import os
+import runpy
+import sys
+from pathlib import Path
+
+import datasets
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from sklearn.datasets import load_digits
+
+from hf_mentornet import MentorNetModel
+from hf_mentornet.cli import main as cli_main
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+TINY_STUDENT = '{"embedding_size": 8, "hidden_sizes": [8, 16], "depths": [1, 1]}'
+
+
+def run_recipe(name: str, argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "argv", [name, *argv])
+    runpy.run_path(str(RECIPES / name), run_name="__main__")
+
+
+@pytest.fixture(scope="module")
+def digits_folder(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A local image dataset with the Hub CIFAR-10 schema (`img`, `label`), from 600 real digits."""
+    digits = load_digits()
+    images = [PIL.Image.fromarray((image * 16).astype(np.uint8)).convert("RGB") for image in digits.images[:600]]
+    features = datasets.Features({"img": datasets.Image(), "label": datasets.ClassLabel(num_classes=10)})
+    dataset = datasets.Dataset.from_dict({"img": images, "label": digits.target[:600].tolist()}, features=features)
+    folder = tmp_path_factory.mktemp("digits") / "data"
+    folder.mkdir()
+    dataset.select(range(500)).to_parquet(str(folder / "train-00000-of-00001.parquet"))
+    dataset.select(range(500, 600)).to_parquet(str(folder / "test-00000-of-00001.parquet"))
+    return str(folder.parent)
+
+
+def test_demo_main_job(tmp_path, capsys):
+    cli_main(
+        ["demo", "--dataset", "digits", "--epochs", "2", "--methods", "plain", "mentornet-pd"]
+        + ["--batch_size", "64", "--threads", "1", "--output_dir", str(tmp_path)]
+    )
+    out = capsys.readouterr().out
+    assert "| plain |" in out and "| mentornet-pd |" in out
+    for method in ("plain", "mentornet-pd"):
+        results = json.loads((tmp_path / method / "results.json").read_text())
+        assert len(results["accuracy_per_epoch"]) == 2
+        assert 0.0 <= results["last_accuracy"] <= 1.0
+        assert (tmp_path / method / "student" / "model.safetensors").is_file()
+        assert (tmp_path / method / "label_issues.csv").is_file()
+    assert (tmp_path / "mentornet-pd" / "curriculum.png").stat().st_size > 10_000
+    # Plain training weights every sample alike; the curriculum does not.
+    plain = json.loads((tmp_path / "plain" / "results.json").read_text())
+    assert plain["mean_weight_clean"] == pytest.approx(plain["mean_weight_noisy"], abs=0.01)
+
+
+def test_cifar_recipe_and_output_dir_guard(digits_folder, tmp_path, monkeypatch, capsys):
+    output_dir = str(tmp_path / "run")
+    argv = [
+        "--dataset", digits_folder, "--output_dir", output_dir, "--method", "mentornet-pd", "--noise_rate", "0.4",
+        "--student", "transformers/resnet", "--student_kwargs", TINY_STUDENT, "--image_size", "16",
+        "--num_train_epochs", "2", "--per_device_train_batch_size", "50", "--save_strategy", "no",
+    ]  # fmt: skip
+    run_recipe("cifar.py", argv, monkeypatch)
+    results = json.loads(Path(output_dir, "results.json").read_text())
+    assert len(results["accuracy_per_epoch"]) == 2 and results["method"] == "mentornet-pd"
+    assert "last accuracy" in capsys.readouterr().out
+    assert Path(output_dir, "run_args.json").is_file() and Path(output_dir, "label_issues.csv").is_file()
+    assert Path(output_dir, "model.safetensors").is_file()
+
+    # Another run in the same directory is refused, naming what changed, unless asked to overwrite.
+    with pytest.raises(ValueError, match="noise_rate"):
+        run_recipe("cifar.py", [*argv, "--noise_rate", "0.2"], monkeypatch)
+    with pytest.raises(ValueError, match="not a column"):
+        run_recipe("cifar.py", [*argv, "--image_column", "image", "--overwrite_output_dir"], monkeypatch)
+
+
+def test_train_mentornet_recipe(tmp_path, monkeypatch):
+    output_dir = tmp_path / "focal"
+    argv = ["--source", "predefined", "--curriculum", "focal", "--curriculum_params", '{"gamma": 3}']
+    run_recipe("train_mentornet.py", [*argv, "--max_steps", "300", "--output_dir", str(output_dir)], monkeypatch)
+    model = MentorNetModel.from_pretrained(output_dir)
+    assert model.config.curriculum_name == "focal" and model.config.curriculum_params == {"gamma": 3}
+    assert "focal" in (output_dir / "README.md").read_text()
+    assert not [name for name in os.listdir(tmp_path) if name.startswith(".staging")]
+
+    rng = np.random.default_rng(0)
+    clean = rng.integers(0, 10, 2000)
+    label = np.where(rng.random(2000) < 0.4, rng.integers(0, 10, 2000), clean)
+    loss = np.where(label == clean, rng.gamma(1.0, 0.3, 2000), rng.gamma(4.0, 0.8, 2000)).astype(np.float32)
+    records = datasets.Dataset.from_dict(
+        {"epoch": rng.integers(0, 100, 2000), "label": label, "clean_label": clean, "loss": loss}
+    )
+    records.to_parquet(str(tmp_path / "records.parquet"))
+    dd_dir = tmp_path / "dd"
+    argv = ["--source", "records", "--records", str(tmp_path / "records.parquet"), "--max_steps", "300"]
+    run_recipe("train_mentornet.py", [*argv, "--output_dir", str(dd_dir)], monkeypatch)
+    model = MentorNetModel.from_pretrained(dd_dir)
+    assert model.config.curriculum_kind == "data-driven"
+    # Clean records have the low losses: the learned curriculum weights a low loss above a high one.
+    loss = torch.tensor([0.2, 5.0])
+    weights = model(loss=loss, loss_diff=loss - float(np.percentile(records["loss"], 75)), epoch=50).weights
+    assert weights[0] > 0.5 > weights[1]
+
+
+def test_cli_noise_learn_plot(digits_folder, tmp_path, capsys):
+    noisy_dir = tmp_path / "noisy"
+    cli_main(
+        ["noise", digits_folder, "--noise_rate", "0.5", "--noise_type", "symmetric", "--output_dir", str(noisy_dir)]
+    )
+    noisy = datasets.load_from_disk(str(noisy_dir))
+    assert sum(noisy["train"]["is_noisy"]) == 250 and noisy["test"].column_names == ["img", "label"]
+    assert json.loads((noisy_dir / "noise_report.json").read_text())["noise_rate"] == pytest.approx(0.5)
+
+    cli_main(["learn", "predefined", "self-paced", "--output_dir", str(tmp_path / "sp")])
+    assert MentorNetModel.from_pretrained(tmp_path / "sp").config.curriculum_name == "self-paced"
+
+    cli_main(["plot", "mentornet-pd", "--output", str(tmp_path / "pd.png")])
+    assert (tmp_path / "pd.png").stat().st_size > 10_000
+    with pytest.raises(SystemExit, match="no-such-curriculum"):
+        cli_main(["plot", "no-such-curriculum", "--output", str(tmp_path / "x.png")])
