@@ -6,10 +6,15 @@ numbers, with the mean time per fit.
 
     HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 /work/venv/bin/python bench/curriculum_fit.py --seeds 5
 
-MentorNet variants (`--architectures`): `released` is the released code's architecture (hidden size 1, 1 step),
-`appendix-d` the paper's Appendix D one (hidden size 10, 10 steps). Prediction variance needs a loss history, so its
-row only has `appendix-d`. Both train the epoch embedding (see `learn_predefined`). The MLP and logistic regression
-read the raw features `[loss history, loss_diff history, epoch / 100, label]` and are trained with the same optimiser.
+MentorNet variants (`--architectures`): `appendix-d` is the architecture of the paper's Table 1 (hidden size 10,
+10 steps, batches of 512), `released` the released code's (hidden size 1, 1 step, batches of 2,048), which the
+shipped curricula use. Prediction variance needs a loss history, so its row only has `appendix-d`. Both train the
+epoch embedding (see `learn_predefined`). The MLP and logistic regression read the raw features
+`[loss history, loss_diff history, epoch / 100, label]` and are trained with the same optimiser (3,000 steps of
+2,048). The last column compares the best variant with the paper. Seconds per fit depend on the machine's load: the
+machine is shared, so the variants are best run one at a time, e.g.
+
+    ... bench/curriculum_fit.py --seeds 5 --architectures appendix-d --skip-baselines --curricula focal
 """
 
 from __future__ import annotations
@@ -69,7 +74,7 @@ def fit_baseline(curriculum: str, hidden_size: int, num_steps: int, seed: int, m
     model = FeatureBaseline(num_steps, hidden_size)
     train = {key: value[train_index] for key, value in data.items()}
     test = {key: value[test_index] for key, value in data.items()}
-    _fit(model, train, targets[train_index], "mse", max_steps, batch_size, 0.1, None, 0.9, 5.0, seed)
+    _fit(model, train, targets[train_index], "mse", max_steps, batch_size, 0.1, None, 0.9, 100, 5.0, seed)
     return F.mse_loss(torch.sigmoid(_logits(model, test)), targets[test_index]).item()
 
 

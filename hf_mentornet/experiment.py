@@ -19,10 +19,11 @@ from torch import nn
 from transformers import EvalPrediction, TrainerCallback, TrainingArguments, set_seed
 from transformers.utils import logging
 
+from .baselines import CoTeachingPair, NoiseAdaptationLayer
 from .configuration_mentornet import DD_DROPOUT_SCHEDULE, MentorNetConfig
 from .data import MentorNetCollator, image_transforms, with_image_transform
 from .learning import learn_from_records
-from .modeling_mentornet import MentorNetModel
+from .modeling_mentornet import MentorNetModel, load_curriculum
 from .noise import inject_label_noise
 from .trainer import MentorNetTrainer
 from .training_args import MentorNetTrainingArguments
@@ -38,14 +39,30 @@ __all__ = [
 
 logger = logging.get_logger(__name__)
 
+# Plain training: the shipped uniform curriculum, no burn-in, no example dropout.
+_PLAIN = {"curriculum": "baseline", "burn_in_fraction": 0.0, "example_dropout_schedule": [[0.0, 100]]}
+
 METHODS: dict[str, dict[str, Any]] = {
-    # Plain training: the shipped uniform curriculum, no burn-in, no example dropout.
-    "plain": {"curriculum": "baseline", "burn_in_fraction": 0.0, "example_dropout_schedule": [[0.0, 100]]},
+    "plain": _PLAIN,
     "mentornet-pd": {"curriculum": "mentornet-pd"},
     "mentornet-dd": {"curriculum": "mentornet-dd"},
+    # The baselines of the paper (Appendix E.2); their parameters (`focal_gamma`, `reed_beta`,
+    # `self_paced_percentile`, ...) come from the training arguments, so they can be tuned as the paper does.
+    "focal": {**_PLAIN, "loss_type": "focal"},
+    "reed-soft": {**_PLAIN, "loss_type": "reed-soft"},
+    "reed-hard": {**_PLAIN, "loss_type": "reed-hard"},
+    "self-paced": {**_PLAIN, "curriculum_type": "self-paced"},
+    # Below, run_experiment also changes the student or the data (see its docstring).
+    "s-model": _PLAIN,
+    "co-teaching": _PLAIN,
+    "forgetting": _PLAIN,
+    "oracle": _PLAIN,
 }
-"""The methods by name: overrides of [`MentorNetTrainingArguments`]. Any other name is taken as a curriculum
-(a shipped name, a directory or a Hub id) used with its own training settings."""
+"""The methods by name: overrides of [`MentorNetTrainingArguments`]. `s-model` wraps the student in a
+[`NoiseAdaptationLayer`], `co-teaching` trains a [`CoTeachingPair`] of two students, `oracle` trains on the samples
+whose label was not corrupted, and `forgetting` (Arpit et al., 2017) is plain training of a student built with
+dropout (the caller's `student_factory` sets it, e.g. timm's `drop_rate`; the paper tunes it in 0.2-0.9). Any other
+name is taken as a curriculum (a shipped name, a directory or a Hub id) used with its own training settings."""
 
 
 def _accuracy(prediction: EvalPrediction) -> dict[str, float]:
@@ -101,10 +118,12 @@ def _train_on_noisy(
     """Build a fresh student and its trainer on an already-noised dataset, train, and return the trainer."""
     set_seed(args.seed)  # every method starts from the same initial student
     student = student_factory()
+    # A baseline's wrapper takes the images of the student it wraps.
+    base_student = student.student if isinstance(student, NoiseAdaptationLayer | CoTeachingPair) else student
     transform_kwargs = {"cifar_augmentation": cifar_augmentation, **(transform_kwargs or {})}
 
     def prepared(split: str, train: bool) -> datasets.Dataset:
-        transform = image_transforms(student, train=train, **transform_kwargs)
+        transform = image_transforms(base_student, train=train, **transform_kwargs)
         return with_image_transform(noisy[split], transform, image_column=image_column, label_column=label_column)
 
     trainer = MentorNetTrainer(
@@ -150,7 +169,12 @@ def run_experiment(
         dataset: a `DatasetDict` with an image column and an integer (or `ClassLabel`) label column.
         student_factory: builds a fresh, randomly initialised student (seeded with `args.seed`, so every method
             starts from the same student).
-        method: a key of [`METHODS`], or a curriculum (shipped name, directory or Hub id).
+        method: a key of [`METHODS`], or a curriculum (shipped name, directory or Hub id). `s-model` wraps the
+            student in a [`NoiseAdaptationLayer`] (saved with it; evaluated without the channel); `co-teaching`
+            trains `CoTeachingPair(student_factory(), student_factory())` with `co_teaching_forget_rate` (when
+            unset) the corrupted fraction of the training split, as Han et al. assume the noise rate known, and
+            evaluates the first student; `oracle` trains on the training samples whose label was not corrupted;
+            `forgetting` is plain training: build the student with dropout in `student_factory`.
         args: the training arguments; the method's overrides are applied to a copy.
         noise_rate, noise_type, noise_seed: passed to [`inject_label_noise`].
         cifar_augmentation: the paper's CIFAR augmentation (pad 4, random crop, flip) on the training images.
@@ -161,14 +185,39 @@ def run_experiment(
         The [`ExperimentResult`] and the trainer (for saving the student, records, label issues).
     """
     _check_splits(dataset, train_split, test_split)
+    if method not in METHODS:
+        try:
+            load_curriculum(method)
+        except (ValueError, TypeError) as error:
+            raise ValueError(
+                f"`method`={method!r} is not a method ({', '.join(METHODS)}) nor a curriculum that loads: {error}"
+            ) from error
     noisy = inject_label_noise(
         dataset, noise_rate, noise_type, seed=noise_seed, label_column=label_column, splits=(train_split,)
     )
-    overrides = METHODS.get(method, {"curriculum": method})
+    overrides = dict(METHODS.get(method, {"curriculum": method}))
+    factory = student_factory
+    if method == "oracle":
+        # The ceiling of a perfect curriculum: the same student on the correctly labelled samples only.
+        clean_rows = np.flatnonzero(~np.asarray(noisy[train_split]["is_noisy"], dtype=bool))
+        noisy[train_split] = noisy[train_split].select(clean_rows).flatten_indices()
+    elif method == "s-model":
+        num_labels = _num_labels(noisy[train_split], label_column)
+
+        def factory() -> nn.Module:
+            return NoiseAdaptationLayer(student_factory(), num_labels)
+
+    elif method == "co-teaching":
+        if args.co_teaching_forget_rate is None:
+            overrides["co_teaching_forget_rate"] = float(np.mean(noisy[train_split]["is_noisy"]))
+
+        def factory() -> nn.Module:
+            return CoTeachingPair(student_factory(), student_factory())
+
     run_args = dataclasses.replace(args, **overrides, eval_strategy="epoch")
     trainer = _train_on_noisy(
         noisy,
-        student_factory,
+        factory,
         run_args,
         train_split=train_split,
         test_split=test_split,
@@ -198,6 +247,13 @@ def run_experiment(
             json.dump(result.__dict__, file, indent=2)
         os.replace(path + ".tmp", path)
     return result, trainer
+
+
+def _num_labels(split: datasets.Dataset, label_column: str) -> int:
+    feature = split.features[label_column]
+    if isinstance(feature, datasets.ClassLabel):
+        return feature.num_classes
+    return int(max(split[label_column])) + 1
 
 
 def run_arguments(script_args: Any, training_args: MentorNetTrainingArguments) -> dict[str, Any]:

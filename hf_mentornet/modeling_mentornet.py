@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ __all__ = [
     "MentorNetPreTrainedModel",
     "SHIPPED_CURRICULA_DIR",
     "load_curriculum",
+    "save_curriculum",
     "model_card",
     "shipped_curricula",
 ]
@@ -297,6 +299,35 @@ class MentorNetModel(MentorNetPreTrainedModel):
                 revision=revision,
                 create_pr=create_pr,
             )
+
+
+def save_curriculum(model: MentorNetModel, directory: str | os.PathLike, model_id: str | None = None) -> Path:
+    """Write a MentorNet (config.json, model.safetensors and its model card) to `directory` atomically: into a
+    staging directory beside it, then moved into place, so an interrupted save never leaves a half-written
+    curriculum (an existing `directory` is replaced).
+
+    Args:
+        model: the MentorNet.
+        directory: where it goes.
+        model_id: the name its card's usage snippet loads it by (a Hub id or a shipped name); defaults to
+            `directory`.
+    """
+    target = Path(directory).absolute()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    model.save_pretrained(staging, repo_id=model_id or os.fspath(directory))
+    # mkdtemp and the safetensors writer make owner-only files; a curriculum is meant to be shared.
+    staging.chmod(0o755)
+    for path in staging.iterdir():
+        path.chmod(0o644)
+    # A directory cannot be renamed over a non-empty one: move the old one aside first.
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}-old-", dir=target.parent)) if target.exists() else None
+    if old:
+        os.replace(target, old / target.name)
+    os.replace(staging, target)
+    if old:
+        shutil.rmtree(old)
+    return target
 
 
 def load_curriculum(curriculum: MentorNetModel | str | os.PathLike, **kwargs: Any) -> MentorNetModel:

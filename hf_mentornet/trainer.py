@@ -20,6 +20,15 @@ from transformers import PreTrainedModel, Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, TrainOutput
 from transformers.utils import logging
 
+from .baselines import (
+    CoTeachingPair,
+    co_teaching_forget_rate,
+    co_teaching_weights,
+    focal_loss,
+    reed_hard_loss,
+    reed_soft_loss,
+    self_paced_threshold,
+)
 from .configuration_mentornet import MentorNetConfig
 from .learning import learn_from_records, learn_predefined
 from .modeling_mentornet import MentorNetModel, load_curriculum
@@ -138,8 +147,15 @@ class MentorNetTrainer(Trainer):
             if args.curriculum_update_at:
                 raise ValueError(
                     f"`curriculum_update_at`={args.curriculum_update_at!r} re-learns a MentorNet, but "
-                    "`curriculum_type`='closed-form' uses none; leave `curriculum_update_at` empty."
+                    f"`curriculum_type`={args.curriculum_type!r} uses none; leave `curriculum_update_at` empty."
                 )
+        # Co-teaching (Han et al., 2018): the model holds two networks and the trainer selects samples across them.
+        self._co_teaching = isinstance(model, CoTeachingPair)
+        if self._co_teaching and args.co_teaching_forget_rate is None:
+            raise ValueError(
+                "`model` is a CoTeachingPair but `co_teaching_forget_rate` is None: set it to the estimated noise "
+                "rate, e.g. 0.4 (run_experiment sets it from the noisy training split)."
+            )
         if config.num_steps != 1:
             raise ValueError(
                 f"The `curriculum` reads a loss history of num_steps={config.num_steps}, but MentorNetTrainer feeds "
@@ -200,7 +216,8 @@ class MentorNetTrainer(Trainer):
         self._metrics: dict[str, defaultdict[str, list[torch.Tensor]]] = {"train": defaultdict(list)}
         self._step_weight_sum = torch.zeros((), device=device)
         self._step_weight_count = 0
-        if self.args.scale_weight_decay_by_mean_weight:
+        # Co-teaching normalises its loss by the number of selected samples (Han et al.) and keeps the weight decay.
+        if self.args.scale_weight_decay_by_mean_weight and not self._co_teaching:
             self.add_callback(_ScaleWeightDecayCallback(self))
 
         # Cumulative (end percent, rate) of the example-dropout schedule.
@@ -254,10 +271,21 @@ class MentorNetTrainer(Trainer):
         try:
             return F.cross_entropy(logits.float(), labels, reduction="none", label_smoothing=label_smoothing)
         except (IndexError, RuntimeError) as error:
-            raise ValueError(
-                f"`labels` must be class indices in 0..{logits.shape[-1] - 1} (the student has {logits.shape[-1]} "
-                f"outputs), got values {int(labels.min())}..{int(labels.max())}."
-            ) from error
+            raise _label_range_error(logits, labels) from error
+
+    def _training_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The per-sample training loss of `args.loss_type` (the cross-entropy, or a baseline's loss)."""
+        loss_type = self.args.loss_type
+        if loss_type == "cross_entropy":
+            return self._per_sample_loss(logits, labels, self.args.label_smoothing_factor)
+        try:
+            if loss_type == "focal":
+                return focal_loss(logits, labels, self.args.focal_gamma)
+            if loss_type == "reed-soft":
+                return reed_soft_loss(logits, labels, self.args.reed_beta)
+            return reed_hard_loss(logits, labels, self.args.reed_beta)
+        except (IndexError, RuntimeError) as error:
+            raise _label_range_error(logits, labels) from error
 
     # ---- The weighted loss ----
 
@@ -291,14 +319,39 @@ class MentorNetTrainer(Trainer):
                 "of the training samples under `labels`."
             )
         logits = self._student_logits(model, inputs)
-        losses = self._per_sample_loss(logits, labels, self.args.label_smoothing_factor)
-        weights = self._sample_weights(losses.detach(), labels, targets)
         if num_items_in_batch is None:
             denominator = labels.shape[0]
         else:
             denominator = num_items_in_batch / self.accelerator.num_processes
+        if self._co_teaching and logits.dim() == 3:
+            return self._co_teaching_loss(logits, labels, targets, denominator, return_outputs)
+        losses = self._training_loss(logits, labels)
+        weights = self._sample_weights(losses.detach(), labels, targets)
         loss = (weights * losses).sum() / denominator
         return (loss, logits) if return_outputs else loss
+
+    def _co_teaching_loss(
+        self,
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+        targets: dict[str, torch.Tensor],
+        denominator: torch.Tensor | int,
+        return_outputs: bool,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Co-teaching (Han et al., 2018): both networks' mean loss over the samples their peer selected (on this
+        process's batch). `logits` has shape `(2, b, m)`."""
+        num_classes = logits.shape[-1]
+        losses = self._training_loss(logits.reshape(-1, num_classes), labels.repeat(2)).view(2, -1)
+        forget_rate = co_teaching_forget_rate(
+            self.state.epoch or 0.0, self.args.co_teaching_forget_rate, self.args.co_teaching_ramp_epochs
+        )
+        weights = co_teaching_weights(losses.detach(), forget_rate)
+        # Han et al. average over the kept samples: scale the usual 1/b by b / (number kept).
+        kept_fraction = weights[0].sum() / labels.shape[0]
+        loss = (weights * losses).sum() / (denominator * kept_fraction)
+        if self.is_world_process_zero():
+            self._accumulate_metrics(weights[0], {"loss": losses[0].detach(), "label": labels, **targets})
+        return (loss, logits[0]) if return_outputs else loss
 
     @torch.no_grad()
     def _sample_weights(
@@ -326,6 +379,11 @@ class MentorNetTrainer(Trainer):
             weights = torch.ones_like(loss)
         elif self._closed_form_weights is not None:
             weights = self._closed_form_step(loss, loss_diff, _required(batch, "sample_index", "closed-form"))
+        elif self.args.curriculum_type == "self-paced":
+            threshold = self_paced_threshold(
+                loss, self.args.self_paced_percentile, self.args.self_paced_growth, math.floor(self.state.epoch or 0)
+            )
+            weights = (loss <= threshold).to(loss.dtype)
         else:
             weights = self.curriculum(loss=loss, loss_diff=loss_diff, epoch=mentornet_epoch).weights.to(loss.dtype)
 
@@ -685,6 +743,13 @@ class MentorNetTrainer(Trainer):
         ]
         with open(path, "a") as card:
             card.write("\n".join(lines) + "\n")
+
+
+def _label_range_error(logits: torch.Tensor, labels: torch.Tensor) -> ValueError:
+    return ValueError(
+        f"`labels` must be class indices in 0..{logits.shape[-1] - 1} (the student has {logits.shape[-1]} "
+        f"outputs), got values {int(labels.min())}..{int(labels.max())}."
+    )
 
 
 def _override(value: Any, default: Any) -> Any:

@@ -11,7 +11,8 @@ from .configuration_mentornet import validate_dropout_schedule
 
 __all__ = ["MentorNetTrainingArguments"]
 
-CURRICULUM_TYPES = ("mentornet", "closed-form")
+CURRICULUM_TYPES = ("mentornet", "closed-form", "self-paced")
+LOSS_TYPES = ("cross_entropy", "focal", "reed-soft", "reed-hard")
 
 
 @dataclass
@@ -36,8 +37,59 @@ class MentorNetTrainingArguments(TrainingArguments):
         default="mentornet",
         metadata={
             "help": "'mentornet': weights from the learned MentorNet (Algorithm 1 step 11). 'closed-form': the "
-            "known-G branch (step 9), a per-sample weight updated by projected gradient descent on Eq. 6.",
+            "known-G branch (step 9), a per-sample weight updated by projected gradient descent on Eq. 6. "
+            "'self-paced': the self-paced baseline (Kumar et al., 2010; paper Appendix E.2), weight "
+            "1[loss <= lambda], lambda the `self_paced_percentile` of the batch losses times "
+            "`self_paced_growth`^epoch; no network.",
             "choices": list(CURRICULUM_TYPES),
+        },
+    )
+    self_paced_percentile: float = field(
+        default=0.5,
+        metadata={
+            "help": "curriculum_type='self-paced': the batch-loss percentile (fraction in (0, 1]) that sets lambda at "
+            "epoch 0 (the paper tunes 0.5, 0.6, 0.75)."
+        },
+    )
+    self_paced_growth: float = field(
+        default=1.2,
+        metadata={
+            "help": "curriculum_type='self-paced': lambda's factor per completed epoch, >= 1 (the paper: +20% per "
+            "epoch, compounding: lambda_e = lambda_0 * 1.2^e)."
+        },
+    )
+    loss_type: str = field(
+        default="cross_entropy",
+        metadata={
+            "help": "The per-sample training loss the curriculum weights: 'cross_entropy', 'focal' (Lin et al., "
+            "2017; `focal_gamma`), 'reed-soft' or 'reed-hard' (Reed et al., 2014 bootstrapping; `reed_beta`).",
+            "choices": list(LOSS_TYPES),
+        },
+    )
+    focal_gamma: float = field(
+        default=2.0,
+        metadata={"help": "loss_type='focal': gamma >= 0 of -(1 - p_y)^gamma log p_y (the paper tunes 1, 2, 3)."},
+    )
+    reed_beta: float = field(
+        default=0.8,
+        metadata={
+            "help": "loss_type='reed-soft'/'reed-hard': beta in (0, 1], the weight of the given label against the "
+            "prediction (the paper tunes 0.7, 0.8, 0.9, 0.95; 1 is the cross-entropy)."
+        },
+    )
+    co_teaching_forget_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "Co-teaching (a CoTeachingPair student): tau in [0, 1), the fraction of each batch finally "
+            "dropped, the noise-rate estimate (run_experiment sets it to the training split's corrupted fraction "
+            "when unset, as Han et al. assume the noise rate known)."
+        },
+    )
+    co_teaching_ramp_epochs: float = field(
+        default=10.0,
+        metadata={
+            "help": "Co-teaching: T_k, the epochs over which the forget rate ramps linearly from 0 to tau (Han et "
+            "al.: 10)."
         },
     )
     closed_form_lambda1: float = field(
@@ -159,6 +211,32 @@ class MentorNetTrainingArguments(TrainingArguments):
         if self.curriculum_type not in CURRICULUM_TYPES:
             raise ValueError(
                 f"`curriculum_type`={self.curriculum_type!r} is not supported; use one of {list(CURRICULUM_TYPES)}."
+            )
+        if self.loss_type not in LOSS_TYPES:
+            raise ValueError(f"`loss_type`={self.loss_type!r} is not supported; use one of {list(LOSS_TYPES)}.")
+        if self.focal_gamma < 0:
+            raise ValueError(f"`focal_gamma`={self.focal_gamma!r} must be >= 0 (0 is the cross-entropy), e.g. 2.")
+        if not 0.0 < self.reed_beta <= 1.0:
+            raise ValueError(f"`reed_beta`={self.reed_beta!r} must be in (0, 1] (1 is the cross-entropy), e.g. 0.8.")
+        if self.loss_type != "cross_entropy" and self.label_smoothing_factor > 0:
+            raise ValueError(
+                f"`label_smoothing_factor`={self.label_smoothing_factor!r} applies to the cross-entropy only, but "
+                f"`loss_type`={self.loss_type!r}; set one of them back to its default."
+            )
+        if not 0.0 < self.self_paced_percentile <= 1.0:
+            raise ValueError(
+                f"`self_paced_percentile`={self.self_paced_percentile!r} must be a fraction in (0, 1], e.g. 0.5."
+            )
+        if self.self_paced_growth < 1.0:
+            raise ValueError(f"`self_paced_growth`={self.self_paced_growth!r} must be >= 1 (the paper: 1.2).")
+        if self.co_teaching_forget_rate is not None and not 0.0 <= self.co_teaching_forget_rate < 1.0:
+            raise ValueError(
+                f"`co_teaching_forget_rate`={self.co_teaching_forget_rate!r} must be in [0, 1): the estimated "
+                "fraction of corrupted labels, e.g. 0.4."
+            )
+        if self.co_teaching_ramp_epochs < 0:
+            raise ValueError(
+                f"`co_teaching_ramp_epochs`={self.co_teaching_ramp_epochs!r} must be >= 0 (Han et al.: 10)."
             )
         if self.closed_form_lambda1 < 0 and not self.closed_form_relative:
             raise ValueError(f"`closed_form_lambda1`={self.closed_form_lambda1!r} must be >= 0 on the raw loss.")

@@ -1,21 +1,23 @@
-"""Learn the predefined curricula that ship with hf_mentornet and write them to `hf_mentornet/pretrained/<name>/`
-(config.json, model.safetensors, README.md), or check the shipped ones.
+"""Learn the curricula that ship with hf_mentornet and write them to `hf_mentornet/pretrained/<name>/`
+(config.json, model.safetensors, README.md), or check the shipped predefined ones.
 
-    HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 /work/venv/bin/python recipes/make_shipped_curricula.py
-    HF_HUB_OFFLINE=1 /work/venv/bin/python recipes/make_shipped_curricula.py --check
+    HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 python recipes/make_shipped_curricula.py --cifar10 ../shared/data/cifar10
+    HF_HUB_OFFLINE=1 python recipes/make_shipped_curricula.py --check
 
 All use the released architecture (hidden size 1, one step, so any trainer can use them) with a trained epoch
 embedding, and are learned with `learn_predefined`'s defaults and seed 0. Each directory is written to a temporary
 directory beside it and moved into place, so an interrupted run never leaves a half-written curriculum.
-`mentornet-dd` is not made here: it is learned from a student's records (see `learn_from_records`).
+`mentornet-dd` is learned from students' records by `recipes/train_mentornet.py --source student` on 5,000
+CIFAR-10 training images (`--cifar10`: a Hub id or a local copy; about 6 minutes on one CPU thread); pass the names
+of the predefined ones only to skip it.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import tempfile
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,7 +26,7 @@ from transformers.utils import logging
 from hf_mentornet import MentorNetConfig, MentorNetModel
 from hf_mentornet.configuration_mentornet import PD_DROPOUT_SCHEDULE
 from hf_mentornet.learning import curriculum_mse, learn_predefined
-from hf_mentornet.modeling_mentornet import SHIPPED_CURRICULA_DIR
+from hf_mentornet.modeling_mentornet import SHIPPED_CURRICULA_DIR, save_curriculum
 
 SEED = 0
 # A shipped curriculum passes `--check` when its MSE on fresh grid points stays within this of its recorded test MSE.
@@ -61,22 +63,7 @@ def make(name: str) -> dict[str, Any]:
     model.config.name_or_path = name
     if note:
         model.config.learned_from["notes"] = note
-    target = SHIPPED_CURRICULA_DIR / name
-    SHIPPED_CURRICULA_DIR.mkdir(parents=True, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{name}-", dir=SHIPPED_CURRICULA_DIR)
-    model.save_pretrained(staging, repo_id=name)
-    # mkdtemp and the safetensors writer make owner-only files; shipped files are world-readable.
-    os.chmod(staging, 0o755)
-    for path in os.listdir(staging):
-        os.chmod(os.path.join(staging, path), 0o644)
-    # A directory cannot be renamed over a non-empty one: move the old one aside first.
-    old = None
-    if target.exists():
-        old = tempfile.mkdtemp(prefix=f".{name}-old-", dir=SHIPPED_CURRICULA_DIR)
-        os.replace(target, os.path.join(old, name))
-    os.replace(staging, target)
-    if old:
-        shutil.rmtree(old)
+    save_curriculum(model, SHIPPED_CURRICULA_DIR / name, model_id=name)
     return metrics
 
 
@@ -101,23 +88,44 @@ def check(name: str) -> tuple[bool, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("names", nargs="*", default=list(SHIPPED), help=f"default: all of {list(SHIPPED)}")
+    parser.add_argument(
+        "names", nargs="*", default=[*SHIPPED, "mentornet-dd"], help=f"default: all of {[*SHIPPED, 'mentornet-dd']}"
+    )
+    parser.add_argument("--cifar10", default="uoft-cs/cifar10", help="CIFAR-10 for mentornet-dd: Hub id or path")
     parser.add_argument("--check", action="store_true", help="check the shipped curricula instead of making them")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     logging.disable_progress_bar()
-    unknown = sorted(set(args.names) - set(SHIPPED))
+    unknown = sorted(set(args.names) - {*SHIPPED, "mentornet-dd"})
     if unknown:
-        parser.error(f"unknown names {unknown}; choose from {list(SHIPPED)}")
+        parser.error(f"unknown names {unknown}; choose from {[*SHIPPED, 'mentornet-dd']}")
     if args.check:
-        results = [check(name) for name in args.names]
+        results = [check(name) for name in args.names if name in SHIPPED]
         print("\n".join(message for _, message in results))
         raise SystemExit(0 if all(ok for ok, _ in results) else 1)
     print("| Curriculum | Test MSE | Steps | Seconds |\n|---|---|---|---|")
     for name in args.names:
-        metrics = make(name)
-        print(f"| {name} | {metrics['test_mse']:.2e} | {metrics['steps']} | {metrics['seconds']} |", flush=True)
+        if name in SHIPPED:
+            metrics = make(name)
+            print(f"| {name} | {metrics['test_mse']:.2e} | {metrics['steps']} | {metrics['seconds']} |", flush=True)
+    if "mentornet-dd" in args.names:
+        # Seeded like the others (train_mentornet.py's --seed defaults to 0).
+        subprocess.run(
+            [
+                sys.executable,
+                str(Path(__file__).with_name("train_mentornet.py")),
+                "--source",
+                "student",
+                "--dataset",
+                args.cifar10,
+                "--output_dir",
+                str(SHIPPED_CURRICULA_DIR / "mentornet-dd"),
+                "--hub_model_id",
+                "mentornet-dd",
+            ],  # fmt: skip
+            check=True,
+        )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ Add `--push_to_hub --hub_model_id <user>/<name>` to upload config.json, model.sa
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -40,6 +39,7 @@ from hf_mentornet import MentorNetConfig, MentorNetModel
 from hf_mentornet.configuration_mentornet import DD_DROPOUT_SCHEDULE
 from hf_mentornet.experiment import learn_data_driven_curriculum
 from hf_mentornet.learning import learn_from_records, learn_predefined
+from hf_mentornet.modeling_mentornet import save_curriculum
 from hf_mentornet.students import build_student
 from hf_mentornet.training_args import MentorNetTrainingArguments
 
@@ -146,17 +146,6 @@ def learn_from_student(args: TrainMentorNetArguments, fitting: dict) -> tuple[Me
     return model, metrics
 
 
-def save_atomically(model: MentorNetModel, output_dir: str, repo_id: str | None) -> None:
-    """Write beside `output_dir`, then move into place: an interrupted run never leaves a half-written curriculum."""
-    parent = os.path.dirname(os.path.abspath(output_dir))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(dir=parent, prefix=".staging-")
-    model.save_pretrained(staging, repo_id=repo_id)
-    if os.path.isdir(output_dir):
-        shutil.rmtree(output_dir)
-    os.replace(staging, output_dir)
-
-
 def main() -> None:
     args = parse_args()
     torch.manual_seed(args.seed)
@@ -175,7 +164,7 @@ def main() -> None:
         model, metrics = learn_from_records(records, **fitting)
     else:
         model, metrics = learn_from_student(args, fitting)
-    save_atomically(model, args.output_dir, args.hub_model_id)
+    save_curriculum(model, args.output_dir, args.hub_model_id)
     print(json.dumps({"output_dir": args.output_dir, **metrics}, indent=2, default=str))
     if args.push_to_hub:
         if not args.hub_model_id:

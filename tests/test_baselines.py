@@ -1,0 +1,193 @@
+"""The paper's baselines (Appendix E.2) and Co-teaching: the losses against hand-computed values, the self-paced
+threshold, the S-model's noise channel, Co-teaching's selection, and every method end to end through
+`run_experiment` on scikit-learn's digits with a tiny transformers ResNet."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+from torch import nn
+
+from hf_mentornet.baselines import (
+    CoTeachingPair,
+    NoiseAdaptationLayer,
+    co_teaching_forget_rate,
+    co_teaching_weights,
+    focal_loss,
+    reed_hard_loss,
+    reed_soft_loss,
+    self_paced_threshold,
+)
+from hf_mentornet.data import load_embedded_dataset
+from hf_mentornet.experiment import METHODS, run_experiment
+from hf_mentornet.students import build_student
+from hf_mentornet.training_args import MentorNetTrainingArguments
+
+LOGITS = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]])
+LABELS = torch.tensor([0, 2])
+
+
+def softmax_rows():
+    return [[math.exp(x) / sum(math.exp(y) for y in row) for x in row] for row in LOGITS.tolist()]
+
+
+def test_focal_loss_hand_values():
+    q = softmax_rows()
+    expected = [-((1 - q[0][0]) ** 2) * math.log(q[0][0]), -((1 - q[1][2]) ** 2) * math.log(q[1][2])]
+    assert focal_loss(LOGITS, LABELS, 2.0).tolist() == pytest.approx(expected, rel=1e-5)
+    cross_entropy = F.cross_entropy(LOGITS, LABELS, reduction="none")
+    torch.testing.assert_close(focal_loss(LOGITS, LABELS, 0.0), cross_entropy)
+
+
+def test_reed_losses_hand_values():
+    q = softmax_rows()
+    beta = 0.8
+    soft = [-(beta * math.log(row[y]) + (1 - beta) * sum(p * math.log(p) for p in row)) for row, y in zip(q, [0, 2])]
+    hard = [-(beta * math.log(row[y]) + (1 - beta) * math.log(max(row))) for row, y in zip(q, [0, 2])]
+    assert reed_soft_loss(LOGITS, LABELS, beta).tolist() == pytest.approx(soft, rel=1e-5)
+    assert reed_hard_loss(LOGITS, LABELS, beta).tolist() == pytest.approx(hard, rel=1e-5)
+    cross_entropy = F.cross_entropy(LOGITS, LABELS, reduction="none")
+    torch.testing.assert_close(reed_soft_loss(LOGITS, LABELS, 1.0), cross_entropy)
+    torch.testing.assert_close(reed_hard_loss(LOGITS, LABELS, 1.0), cross_entropy)
+    # The prediction in the soft target is not detached: its entropy term has a gradient of its own.
+    logits = LOGITS.clone().requires_grad_()
+    reed_soft_loss(logits, LABELS, beta).sum().backward()
+    assert not torch.allclose(logits.grad, beta * _ce_grad())
+
+
+def _ce_grad():
+    logits = LOGITS.clone().requires_grad_()
+    F.cross_entropy(logits, LABELS, reduction="sum").backward()
+    return logits.grad
+
+
+def test_self_paced_threshold_grows_per_epoch():
+    losses = torch.tensor([0.5, 1.0, 2.0, 4.0, 8.0])
+    thresholds = [self_paced_threshold(losses, 0.5, 1.2, epoch).item() for epoch in range(5)]
+    assert thresholds == pytest.approx([2.0 * 1.2**epoch for epoch in range(5)])
+    assert (losses <= thresholds[0]).sum() == 3 and (losses <= thresholds[4]).sum() == 4
+
+
+def test_noise_adaptation_layer():
+    torch.manual_seed(0)
+    student = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+    layer = NoiseAdaptationLayer(student, num_labels=3, diagonal=0.9)
+    transition = layer.transition()
+    torch.testing.assert_close(transition, torch.tensor([[0.9, 0.05, 0.05], [0.05, 0.9, 0.05], [0.05, 0.05, 0.9]]))
+    images = torch.randn(5, 1, 2, 2)
+    noisy_log_probs = layer.train()(images)
+    torch.testing.assert_close(noisy_log_probs.exp().sum(-1), torch.ones(5))
+    torch.testing.assert_close(noisy_log_probs.exp(), student(images).softmax(-1) @ transition)
+    F.cross_entropy(noisy_log_probs, torch.tensor([0, 1, 2, 0, 1])).backward()
+    assert layer.transition_logits.grad.abs().sum() > 0
+    torch.testing.assert_close(layer.eval()(images), student(images))  # evaluated without the channel
+    assert "transition_logits" in layer.state_dict() and "student.1.weight" in layer.state_dict()
+    with pytest.raises(ValueError, match="diagonal"):
+        NoiseAdaptationLayer(student, num_labels=3, diagonal=0.2)
+
+
+def test_co_teaching_selects_small_losses_for_the_peer():
+    losses = torch.tensor([[0.1, 0.9, 0.5, 0.3], [0.8, 0.2, 0.4, 0.6]])
+    weights = co_teaching_weights(losses, forget_rate=0.5)
+    # Network 0's two smallest are samples 0 and 3: network 1 trains on them, and the other way round.
+    assert weights.tolist() == [[0.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 1.0]]
+    assert co_teaching_weights(losses, forget_rate=0.0).sum() == 8
+    rates = [co_teaching_forget_rate(epoch, 0.4, 10) for epoch in (0, 4.5, 5, 10, 30)]
+    assert rates == pytest.approx([0.0, 0.16, 0.2, 0.4, 0.4])
+    torch.manual_seed(0)
+    pair = CoTeachingPair(nn.Linear(4, 3), nn.Linear(4, 3))
+    x = torch.randn(2, 4)
+    assert pair.train()(x).shape == (2, 2, 3) and pair.eval()(x).shape == (2, 3)
+    same = nn.Linear(4, 3)
+    with pytest.raises(ValueError, match="identical weights"):
+        CoTeachingPair(same, _copy(same))
+
+
+def _copy(module):
+    clone = nn.Linear(4, 3)
+    clone.load_state_dict(module.state_dict())
+    return clone
+
+
+def test_bad_arguments(tmp_path):
+    for name, value, match in [
+        ("focal_gamma", -1.0, "focal_gamma"),
+        ("reed_beta", 0.0, "reed_beta"),
+        ("reed_beta", 1.5, "reed_beta"),
+        ("loss_type", "hinge", "loss_type"),
+        ("self_paced_growth", 0.9, "self_paced_growth"),
+        ("co_teaching_forget_rate", 1.0, "co_teaching_forget_rate"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            MentorNetTrainingArguments(output_dir=str(tmp_path), report_to="none", **{name: value})
+    with pytest.raises(ValueError, match="label_smoothing_factor"):
+        MentorNetTrainingArguments(
+            output_dir=str(tmp_path), report_to="none", loss_type="focal", label_smoothing_factor=0.1
+        )
+
+
+@pytest.fixture(scope="module")
+def digits():
+    data = load_embedded_dataset("digits", seed=0)
+    return data.__class__(train=data["train"].select(range(96)), test=data["test"].select(range(64)))
+
+
+def tiny_student():
+    return build_student(
+        "transformers/resnet", 10, num_channels=1, embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1]
+    )
+
+
+def test_unknown_method_lists_the_methods(digits, tmp_path):
+    args = MentorNetTrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
+    with pytest.raises(ValueError, match="co-teaching") as error:
+        run_experiment(digits, tiny_student, "no-such-method", args, noise_rate=0.4)
+    assert "no-such-method" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "method",
+    ["focal", "reed-soft", "reed-hard", "self-paced", "s-model", "co-teaching", "forgetting", "oracle"],
+)
+def test_method_end_to_end(digits, tmp_path, method):
+    assert method in METHODS
+    args = MentorNetTrainingArguments(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=32,
+        per_device_eval_batch_size=64,
+        num_train_epochs=1,
+        learning_rate=0.05,
+        optim="sgd",
+        report_to="none",
+        save_strategy="no",
+        logging_steps=1,
+        use_cpu=True,
+        seed=0,
+        disable_tqdm=True,
+    )
+    result, trainer = run_experiment(
+        digits, tiny_student, method, args, noise_rate=0.4, transform_kwargs={"image_size": 16}
+    )
+    assert len(result.accuracy_per_epoch) == 1 and 0.0 <= result.last_accuracy <= 1.0
+    assert math.isfinite(trainer.state.log_history[0]["loss"])
+    train = trainer.train_dataset
+    if method == "oracle":
+        num_clean = sum(1 for noisy in trainer.train_dataset["is_noisy"] if not noisy)
+        assert len(train) == num_clean < len(digits["train"])
+    else:
+        assert len(train) == len(digits["train"])
+    if method == "s-model":
+        trainer.save_model()
+        state = load_file(str(tmp_path / "model.safetensors"))
+        assert "transition_logits" in state and any(key.startswith("student.") for key in state)
+    if method == "co-teaching":
+        assert trainer.args.co_teaching_forget_rate == pytest.approx(
+            sum(train["is_noisy"]) / len(train)
+        ) and isinstance(trainer.model, CoTeachingPair)
+    if method in ("focal", "reed-soft", "reed-hard"):
+        assert trainer.args.loss_type == method
+    if method == "self-paced":
+        # At epoch 0 the threshold is the batch median: about half of the samples get weight 1.
+        assert 0.3 <= trainer.state.log_history[0]["mentornet/mean_weight"] <= 0.7
