@@ -235,7 +235,7 @@ def test_recipe_refuses_a_different_run(webvision_root, tmp_path, monkeypatch):
         ValueError, match=r"holds a different run \(learning_rate: 0.05 -> 0.1\).*--overwrite_output_dir"
     ):
         recipe.check_output_dir(*parse("--learning_rate", "0.1"))
-    recipe.check_output_dir(*parse("--learning_rate", "0.1", "--overwrite_output_dir"))
+    recipe.check_output_dir(*parse("--learning_rate", "0.1"), overwrite=True)
     assert json.loads((output_dir / "run_args.json").read_text())["learning_rate"] == 0.1
     recipe.check_output_dir(*parse("--learning_rate", "0.2", "--resume_from_checkpoint", str(output_dir / "ckpt")))
     (tmp_path / "other").mkdir()
