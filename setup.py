@@ -28,7 +28,7 @@ setup(
         "scikit-learn",
     ],
     extras_require={
-        "dev": ["pytest>=8", "ruff>=0.6", "cleanlab>=2.6", "tensorboard"],
+        "dev": ["pytest>=8", "ruff==0.17.6", "cleanlab>=2.6", "tensorboard"],
     },
     entry_points={"console_scripts": ["hf-mentornet=hf_mentornet.cli:main"]},
 )

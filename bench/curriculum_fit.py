@@ -4,7 +4,7 @@ For each curriculum of Table 1, fit on 80k points of the enumerated feature grid
 (mean and 90% interval over seeds) for logistic regression, a 2-layer MLP and the MentorNet, beside the paper's
 numbers, with the mean time per fit.
 
-    HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 /work/venv/bin/python bench/curriculum_fit.py --seeds 5
+    HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 python bench/curriculum_fit.py --seeds 5
 
 MentorNet variants (`--architectures`): `appendix-d` is the architecture of the paper's Table 1 (hidden size 10,
 10 steps, batches of 512), `released` the released code's (hidden size 1, 1 step, batches of 2,048), which the

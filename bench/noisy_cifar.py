@@ -26,12 +26,12 @@ closes (1 = as good as a perfect curriculum, 0 = no better than plain training, 
 Full matrix (hours: 2 regimes x 3 noise rates x 11 methods per seed; see the report for a timing), from the
 repository root:
 
-    OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 /work/venv/bin/python bench/noisy_cifar.py \\
+    OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 python bench/noisy_cifar.py \\
         --output_dir runs/noisy_cifar --seeds 0 1 2 --threads 1
 
 Smoke configuration (about 2 minutes):
 
-    OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 /work/venv/bin/python bench/noisy_cifar.py --output_dir /tmp/noisy_cifar_smoke \\
+    OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 python bench/noisy_cifar.py --output_dir /tmp/noisy_cifar_smoke \\
         --train_subset 500 --epochs 1 --methods plain oracle focal --noise_rates 0.4 --seeds 0 --threads 1
 """
 
@@ -84,7 +84,12 @@ class SmallResNetConfig(PretrainedConfig):
         num_channels: int = 3, **kwargs,
     ) -> None:  # fmt: skip
         super().__init__(**kwargs)
-        self.widths, self.depths, self.drop_rate, self.num_channels = list(widths), list(depths), drop_rate, num_channels
+        self.widths, self.depths, self.drop_rate, self.num_channels = (
+            list(widths),
+            list(depths),
+            drop_rate,
+            num_channels,
+        )
 
 
 class BasicBlock(nn.Module):
@@ -120,7 +125,7 @@ class SmallResNet(PreTrainedModel):
             nn.Conv2d(config.num_channels, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU()
         )
         blocks, in_channels = [], widths[0]
-        for stage, (width, depth) in enumerate(zip(widths, config.depths)):
+        for stage, (width, depth) in enumerate(zip(widths, config.depths, strict=True)):
             for index in range(depth):
                 blocks.append(BasicBlock(in_channels, width, 2 if stage > 0 and index == 0 else 1))
                 in_channels = width

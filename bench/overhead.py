@@ -8,7 +8,7 @@ selection metrics (the batches carry `clean_label`).
 
 Command (from the repository root):
 
-    HF_HUB_OFFLINE=1 /work/venv/bin/python bench/overhead.py --blocks 8 --steps 6 --threads 2 --seed 0
+    HF_HUB_OFFLINE=1 python bench/overhead.py --blocks 8 --steps 6 --threads 2 --seed 0
 """
 
 from __future__ import annotations

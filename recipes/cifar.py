@@ -16,8 +16,17 @@ Any `datasets` image dataset works: `--dataset` takes a Hub id (default `uoft-cs
 `datasets.load_dataset`, with `--image_column` / `--label_column` naming its columns. All arguments can come from a
 YAML file: `python recipes/cifar.py my_run.yaml`.
 
-Methods: `plain` (the FullModel baseline: the student's own regularisation, no curriculum), `mentornet-pd`,
-`mentornet-dd`, or any curriculum (a shipped name, a directory written by `save_pretrained`, a Hub id).
+Methods (`hf_mentornet.experiment.METHODS`): `plain` (the FullModel baseline: the student's own regularisation, no
+curriculum), `mentornet-pd`, `mentornet-dd`, the paper's baselines (Appendix E.2) `focal` (focal loss, `--focal_gamma`,
+the paper tunes 1/2/3), `reed-soft` / `reed-hard` (Reed et al.'s bootstrapping, `--reed_beta`, tuned in
+0.7/0.8/0.9/0.95), `self-paced` (Kumar et al.: weight 1[loss <= lambda], lambda the `--self_paced_percentile` of the
+batch losses (0.5/0.6/0.75) growing 20% per epoch, `--self_paced_growth`), `s-model` (Goldberger & Ben-Reuven's noise
+adaptation layer on the student, saved with it), `forgetting` (Arpit et al.: plain training of a student with dropout:
+pass it in `--student_kwargs`, e.g. `'{"drop_rate": 0.5}'` for timm; the paper tunes it in 0.2-0.9), and beyond the
+paper `co-teaching` (Han et al., 2018: two students, `--co_teaching_forget_rate` defaults to the corrupted fraction,
+`--co_teaching_ramp_epochs` 10) and `oracle` (trained only on the samples whose label was not corrupted: the ceiling of
+a perfect curriculum). Any other name is taken as a curriculum (a shipped name, a directory written by
+`save_pretrained`, a Hub id); the shipped `focal` and `self-paced` MentorNets are reachable as directories.
 
 Defaults follow the paper's resnet StudentNet (Appendix E.1): batch 128, momentum SGD 0.9, lr 0.1 x0.1 at steps
 19.5k, 25k and 30k of 39k (the same fractions of whatever length is chosen), weight decay 2e-4 scaled by the batch's
@@ -84,7 +93,11 @@ class CifarArguments:
     noise_seed: int = field(default=0, metadata={"help": "Seed of the injected noise."})
     method: str = field(
         default="mentornet-dd",
-        metadata={"help": "plain, mentornet-pd, mentornet-dd, or a curriculum (shipped name, directory, Hub id)."},
+        metadata={
+            "help": "plain, mentornet-pd, mentornet-dd, focal, reed-soft, reed-hard, self-paced, s-model, forgetting "
+            "(set the student's dropout in --student_kwargs), co-teaching, oracle, or a curriculum (shipped name, "
+            "directory, Hub id). See the module docstring."
+        },
     )
     student: str = field(
         default="timm/resnet18",
@@ -143,6 +156,12 @@ def main() -> None:
     if num_labels is None:
         num_labels = max(dataset[script_args.train_split][script_args.label_column]) + 1
     student_kwargs = json.loads(script_args.student_kwargs) if script_args.student_kwargs else {}
+    if script_args.method == "forgetting" and not any("drop" in name for name in student_kwargs):
+        raise ValueError(
+            f"`method`='forgetting' is plain training of a student with dropout, but `student_kwargs`={student_kwargs!r} "
+            "sets none: pass e.g. --student_kwargs '{\"drop_rate\": 0.5}' for a timm student (the paper tunes it in "
+            "0.2-0.9)."
+        )
 
     def student_factory() -> torch.nn.Module:
         return build_student(script_args.student, num_labels, **student_kwargs)

@@ -83,6 +83,12 @@ class TrainMentorNetArguments:
     student_epochs: float = field(default=30, metadata={"help": "Epochs of each record-producing student."})
     student_learning_rate: float = field(default=0.05, metadata={"help": "Its learning rate (SGD, momentum 0.9)."})
     student_batch_size: int = field(default=128, metadata={"help": "Its batch size."})
+    records_output: str | None = field(
+        default=None,
+        metadata={
+            "help": "Also save the pooled student records here (--source student), for re-fitting with --records."
+        },
+    )
     max_steps: int | None = field(default=None, metadata={"help": "MentorNet fitting steps (default: the library's)."})
     seed: int = field(default=0, metadata={"help": "Seed of the subset, the noise, the students and the fitting."})
     push_to_hub: bool = field(default=False, metadata={"help": "Upload the MentorNet with its model card."})
@@ -128,7 +134,7 @@ def learn_from_student(args: TrainMentorNetArguments, fitting: dict) -> tuple[Me
         curriculum_name="mentornet-dd",
         learned_from={"source_dataset": args.dataset, "student": args.student, "student_kwargs": student_kwargs},
     )
-    model, metrics, _ = learn_data_driven_curriculum(
+    model, metrics, records = learn_data_driven_curriculum(
         subset,
         lambda: build_student(args.student, num_labels, **student_kwargs),
         training_args,
@@ -143,6 +149,8 @@ def learn_from_student(args: TrainMentorNetArguments, fitting: dict) -> tuple[Me
         learning_kwargs={**fitting, "curriculum_name": "mentornet-dd"},
     )
     shutil.rmtree(training_args.output_dir, ignore_errors=True)
+    if args.records_output:
+        records.save_to_disk(args.records_output)
     return model, metrics
 
 

@@ -44,8 +44,11 @@ def test_focal_loss_hand_values():
 def test_reed_losses_hand_values():
     q = softmax_rows()
     beta = 0.8
-    soft = [-(beta * math.log(row[y]) + (1 - beta) * sum(p * math.log(p) for p in row)) for row, y in zip(q, [0, 2])]
-    hard = [-(beta * math.log(row[y]) + (1 - beta) * math.log(max(row))) for row, y in zip(q, [0, 2])]
+    soft = [
+        -(beta * math.log(row[y]) + (1 - beta) * sum(p * math.log(p) for p in row))
+        for row, y in zip(q, [0, 2], strict=True)
+    ]
+    hard = [-(beta * math.log(row[y]) + (1 - beta) * math.log(max(row))) for row, y in zip(q, [0, 2], strict=True)]
     assert reed_soft_loss(LOGITS, LABELS, beta).tolist() == pytest.approx(soft, rel=1e-5)
     assert reed_hard_loss(LOGITS, LABELS, beta).tolist() == pytest.approx(hard, rel=1e-5)
     cross_entropy = F.cross_entropy(LOGITS, LABELS, reduction="none")
