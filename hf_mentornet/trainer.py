@@ -81,6 +81,12 @@ class MentorNetTrainer(Trainer):
     micro-batches on all processes), so that gradient accumulation and data parallelism give the gradient of one big
     batch.
 
+    The paper's baselines run through the same trainer (see `hf_mentornet.experiment.METHODS`): `args.loss_type`
+    replaces the per-sample cross-entropy by the focal or Reed bootstrapping loss, `curriculum_type="self-paced"`
+    weights by Kumar et al.'s growing loss threshold, and a `CoTeachingPair` student trains two networks that select
+    small-loss samples for each other (`hf_mentornet.baselines`). Evaluation and the student records always use the
+    plain cross-entropy.
+
     The batches need `pixel_values` and integer `labels`; `sample_index` (a stable row index) is needed by the
     closed-form branch, the student records and the label-issue ranking; `clean_label`, when present, adds selection
     metrics (`mentornet/mean_weight_clean`, ...). Students are transformers image classifiers (called as
