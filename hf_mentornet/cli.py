@@ -31,9 +31,8 @@ def _parse_value(text: str) -> object:
 def _load_any_dataset(path: str):
     import datasets
 
-    if os.path.isdir(path) and os.path.isfile(os.path.join(path, "dataset_dict.json")):
-        return datasets.load_from_disk(path)
-    if os.path.isdir(path) and os.path.isfile(os.path.join(path, "dataset_info.json")):
+    # A `save_to_disk` folder (a DatasetDict's or a Dataset's); anything else goes to `load_dataset`.
+    if any(os.path.isfile(os.path.join(path, name)) for name in ("dataset_dict.json", "dataset_info.json")):
         return datasets.load_from_disk(path)
     if path.endswith(".parquet"):
         return datasets.Dataset.from_parquet(path)
