@@ -185,19 +185,26 @@ class MentorNetModel(MentorNetPreTrainedModel):
                     f"`{name}` has shape {tuple(value.shape)}; this MentorNet reads a history of num_steps={steps}, "
                     f"so pass shape (batch_size, {steps})" + (" or (batch_size,)." if steps == 1 else ".")
                 )
-            if not torch.isfinite(value).all():
-                raise ValueError(f"`{name}` contains NaN or inf; check the student's loss before weighting it.")
         if loss_diff.shape != loss.shape:
             raise ValueError(f"`loss_diff` shape {tuple(loss_diff.shape)} differs from `loss` {tuple(loss.shape)}.")
-        for name, value, size in (
-            ("epoch", epoch, self.config.num_epochs),
-            ("label", label, self.config.label_vocab_size),
-        ):
+        ranges = (("epoch", epoch, self.config.num_epochs), ("label", label, self.config.label_vocab_size))
+        for name, value, _ in ranges:
             if value.is_floating_point() or value.is_complex():
                 raise TypeError(f"`{name}` must be an integer tensor, got dtype {value.dtype}.")
             if value.shape != loss.shape[:1]:
                 raise ValueError(f"`{name}` has shape {tuple(value.shape)}, expected ({loss.shape[0]},).")
-            if value.numel() and (value.min() < 0 or value.max() >= size):
+        # The value checks in one reduction: this runs every training step, and each separate check would be a
+        # host sync on a GPU. Which input is at fault is worked out only when one is.
+        valid = torch.isfinite(loss).all() & torch.isfinite(loss_diff).all()
+        for _, value, size in ranges:
+            valid &= ((value >= 0) & (value < size)).all()
+        if valid:
+            return
+        for name, value in (("loss", loss), ("loss_diff", loss_diff)):
+            if not torch.isfinite(value).all():
+                raise ValueError(f"`{name}` contains NaN or inf; check the student's loss before weighting it.")
+        for name, value, size in ranges:
+            if value.min() < 0 or value.max() >= size:
                 raise ValueError(
                     f"`{name}` values must be in 0..{size - 1}, got {int(value.min())}..{int(value.max())}"
                     + (
