@@ -154,6 +154,44 @@ def _split(features: dict[str, torch.Tensor], index: torch.Tensor) -> dict[str, 
     return {key: value[index] for key, value in features.items()}
 
 
+def _fit_and_score(
+    model: MentorNetModel,
+    data: dict[str, torch.Tensor],
+    targets: torch.Tensor,
+    train_index: torch.Tensor,
+    test_index: torch.Tensor,
+    objective: str,
+    *,
+    max_steps: int,
+    batch_size: int,
+    learning_rate: float,
+    decay_steps: int | None,
+    decay_rate: float,
+    warmup_steps: int,
+    max_grad_norm: float,
+    seed: int,
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+    """Fit `model` on the `train_index` rows; return its logits on the training and the test rows, and the
+    optimisation's part of the metrics."""
+    train, test = _split(data, train_index), _split(data, test_index)
+    steps = _fit(
+        model,
+        train,
+        targets[train_index],
+        objective,
+        max_steps,
+        batch_size,
+        learning_rate,
+        decay_steps,
+        decay_rate,
+        warmup_steps,
+        max_grad_norm,
+        seed,
+    )
+    record = {"steps": steps, "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed}
+    return _logits(model, train), _logits(model, test), record
+
+
 def learn_predefined(
     curriculum: str,
     params: Mapping[str, Any] | None = None,
@@ -266,34 +304,31 @@ def learn_predefined(
     order = torch.randperm(num_examples, generator=torch.Generator().manual_seed(seed))
     num_train = max(1, int(0.8 * num_examples))
     train_index, test_index = order[:num_train], order[num_train:]
-    train, test = _split(data, train_index), _split(data, test_index)
-
-    steps = _fit(
+    train_logits, test_logits, optimisation = _fit_and_score(
         model,
-        train,
-        targets[train_index],
+        data,
+        targets,
+        train_index,
+        test_index,
         "mse",
-        max_steps,
-        batch_size,
-        learning_rate,
-        decay_steps,
-        decay_rate,
-        warmup_steps,
-        max_grad_norm,
-        seed,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        decay_steps=decay_steps,
+        decay_rate=decay_rate,
+        warmup_steps=warmup_steps,
+        max_grad_norm=max_grad_norm,
+        seed=seed,
     )
-    train_mse = F.mse_loss(torch.sigmoid(_logits(model, train)), targets[train_index]).item()
-    test_mse = F.mse_loss(torch.sigmoid(_logits(model, test)), targets[test_index]).item()
+    train_mse = F.mse_loss(torch.sigmoid(train_logits), targets[train_index]).item()
+    test_mse = F.mse_loss(torch.sigmoid(test_logits), targets[test_index]).item()
     metrics = {
         "objective": "mse",
         "data": source,
         "num_samples": num_examples,
         "train_mse": train_mse,
         "test_mse": test_mse,
-        "steps": steps,
-        "batch_size": batch_size,
-        "learning_rate": learning_rate,
-        "seed": seed,
+        **optimisation,
         "warm_start": init_model is not None,
         "seconds": round(time.perf_counter() - start_time, 2),
     }
@@ -516,23 +551,22 @@ def learn_from_records(
     targets = torch.from_numpy(np.tile((label == clean_label).astype(np.float32), len(thresholds))).to(model.device)
     heldout_t = torch.from_numpy(np.tile(heldout, len(thresholds)))
     train_index, test_index = torch.nonzero(~heldout_t).squeeze(1), torch.nonzero(heldout_t).squeeze(1)
-    train, test = _split(data, train_index), _split(data, test_index)
-
-    steps = _fit(
+    train_logits, test_logits, optimisation = _fit_and_score(
         model,
-        train,
-        targets[train_index],
+        data,
+        targets,
+        train_index,
+        test_index,
         "cross-entropy",
-        max_steps,
-        batch_size,
-        learning_rate,
-        decay_steps,
-        decay_rate,
-        warmup_steps,
-        max_grad_norm,
-        seed,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        decay_steps=decay_steps,
+        decay_rate=decay_rate,
+        warmup_steps=warmup_steps,
+        max_grad_norm=max_grad_norm,
+        seed=seed,
     )
-    train_logits, test_logits = _logits(model, train), _logits(model, test)
     test_targets = targets[test_index]
     metrics = {
         "objective": "sigmoid-cross-entropy",
@@ -546,10 +580,7 @@ def learn_from_records(
         "heldout_auroc": auroc(test_logits.cpu(), test_targets.cpu()),
         "heldout_cross_entropy": F.binary_cross_entropy_with_logits(test_logits, test_targets).item(),
         "train_cross_entropy": F.binary_cross_entropy_with_logits(train_logits, targets[train_index]).item(),
-        "steps": steps,
-        "batch_size": batch_size,
-        "learning_rate": learning_rate,
-        "seed": seed,
+        **optimisation,
         "warm_start": init_model is not None,
         "seconds": round(time.perf_counter() - start_time, 2),
     }
