@@ -1,11 +1,12 @@
 """Noisy CIFAR-10 on a CPU: MentorNet against the paper's baselines (issue 6; the paper's Sec. 5.1 / Table 2
 protocol, scaled down).
 
-A 20,000-image subset of the CIFAR-10 training set (a fixed seeded draw) gets symmetric label noise with the paper's
-protocol (`uniform`: each label replaced with probability p by a uniformly drawn class, Zhang et al., 2017) at
-p = 0.2, 0.4, 0.8; a small ResNet-style student (~0.5M parameters, channels_last, bf16 autocast with `--bf16`) is
-trained from scratch with every method through `hf_mentornet.experiment.run_experiment`, and its clean accuracy on
-the full 10,000-image test set is measured after every epoch. Two regimes, as the paper's FullModel and NoReg:
+A 20,000-image subset of the CIFAR-10 training set gets symmetric label noise with the paper's protocol
+(`uniform`: each label replaced with probability p by a uniformly drawn class, Zhang et al., 2017) at p = 0.2, 0.4,
+0.8 (the noise draw is the seed); the subset is disjoint from the 5,000 images the shipped DD curricula learned from.
+A small ResNet-style student (604k parameters, stride-2 stem, channels_last, fp32) is trained from scratch with every
+method through `hf_mentornet.experiment.run_experiment`, and its clean accuracy on the full 10,000-image test set is
+measured after every epoch. Two regimes, as the paper's FullModel and NoReg:
 
 - `full`: augmentation (pad 4, random crop, flip) + weight decay 2e-4 (scaled by the batch's mean weight,
   Appendix E.3), 40 epochs;
@@ -14,25 +15,34 @@ the full 10,000-image test set is measured after every epoch. Two regimes, as th
 Both: batch 128, momentum SGD 0.9, lr 0.1 x0.1 at 50%, 64.1% and 76.9% of training (the paper's steps 19.5k, 25k,
 30k of 39k). Methods: plain (FullModel / NoReg), forgetting (dropout `--forgetting_drop_rate` before the classifier;
 the paper tunes 0.2-0.9), self-paced, focal, reed-soft, reed-hard, s-model, co-teaching, mentornet-pd,
-mentornet-dd and oracle (trained on the uncorrupted samples only: the ceiling of a perfect curriculum). The
-baselines' parameters are fixed, not tuned as in the paper: `--focal_gamma 2`, `--reed_beta 0.8`,
+mentornet-dd (the shipped DD learned at the run's noise rate, as the paper learns one per rate: `mentornet-dd`,
+`mentornet-dd-0.2`, `mentornet-dd-0.8`) and oracle (trained on the uncorrupted samples only: the ceiling of a perfect
+curriculum). The baselines' parameters are fixed, not tuned as in the paper: `--focal_gamma 2`, `--reed_beta 0.8`,
 `--self_paced_percentile 0.5`, co-teaching's forget rate = the corrupted fraction, T_k = 10 epochs.
 
 Reported: last and best clean test accuracy (mean over seeds) and the gap share
 `(method - plain) / (oracle - plain)` on the last-epoch accuracy: the part of the distance to the oracle a method
-closes (1 = as good as a perfect curriculum, 0 = no better than plain training, negative = worse). Every run writes
-`<output_dir>/<regime>/noise-<p>/<method>/seed-<s>/run.json`; a run whose JSON exists is skipped (resumable).
+closes (1 = as good as a perfect curriculum, 0 = no better than plain training, negative = worse). Label-issue
+detection: the trainer's ranking (`label_issues`, plain and MentorNet runs) and, with `--cleanlab`, cleanlab's
+`find_label_issues` on out-of-sample probabilities from `--cleanlab_folds`-fold cross-validation of plain training,
+scored against the corrupted samples (precision, recall, AUROC). Every run writes
+`<output_dir>/<regime>/noise-<p>/<method>/seed-<s>/run.json`; a run whose JSON exists is skipped (resumable), and
+`--report` prints the tables of the finished runs only. The committed runs are in `bench/results/noisy_cifar`.
 
-Full matrix (hours: 2 regimes x 3 noise rates x 11 methods per seed; see the report for a timing), from the
-repository root:
+Speed here (2 cores): one process trains ~830 images/s on one thread with the trainer's data pipeline, so a `noreg`
+run takes ~15 minutes and two single-thread processes on disjoint settings run side by side at full speed each
+(two multi-threaded processes slow each other 20-30x). bf16 autocast was slower than fp32 on this CPU (1,367 vs 1,922
+images/s for the bare student step with 2 threads), so it is off unless `--bf16`. From the repository root, e.g.:
 
-    OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 python bench/noisy_cifar.py \\
-        --output_dir runs/noisy_cifar --seeds 0 1 2 --threads 1
+    OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 python bench/noisy_cifar.py --output_dir bench/results/noisy_cifar \
+        --regimes noreg --noise_rates 0.4 --seeds 0 1 --cleanlab --threads 1 &
+    OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 python bench/noisy_cifar.py --output_dir bench/results/noisy_cifar \
+        --regimes noreg --noise_rates 0.8 --seeds 0 1 --cleanlab --threads 1 &
 
-Smoke configuration (about 2 minutes):
+Smoke configuration (about a minute):
 
-    OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 python bench/noisy_cifar.py --output_dir /tmp/noisy_cifar_smoke \\
-        --train_subset 500 --epochs 1 --methods plain oracle focal --noise_rates 0.4 --seeds 0 --threads 1
+    OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 python bench/noisy_cifar.py --output_dir /tmp/noisy_cifar_smoke \
+        --train_subset 500 --epochs 1 --methods plain oracle mentornet-dd --noise_rates 0.4 --seeds 0 --cleanlab
 """
 
 from __future__ import annotations
@@ -42,19 +52,28 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 
 import datasets
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
+from cleanlab.filter import find_label_issues
+from cleanlab.rank import get_label_quality_scores
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import ImageClassifierOutput
 from transformers.utils import logging
 
+from hf_mentornet import inject_label_noise, load_curriculum, shipped_curricula
 from hf_mentornet.experiment import run_experiment
+from hf_mentornet.trainer import LABEL_ISSUES_FILE
 from hf_mentornet.training_args import MentorNetTrainingArguments
 
+DETECTING_METHODS = ("plain", "mentornet-pd", "mentornet-dd")  # their runs rank label issues (scored below)
 METHODS = [
     "plain",
     "forgetting",
@@ -80,16 +99,12 @@ class SmallResNetConfig(PretrainedConfig):
     model_type = "bench-small-resnet"
 
     def __init__(
-        self, widths: tuple[int, ...] = (32, 64, 128), depths: tuple[int, ...] = (1, 1, 2), drop_rate: float = 0.0,
-        num_channels: int = 3, **kwargs,
+        self, widths: tuple[int, ...] = (32, 64, 128), depths: tuple[int, ...] = (1, 1, 2), stem_stride: int = 2,
+        drop_rate: float = 0.0, num_channels: int = 3, **kwargs,
     ) -> None:  # fmt: skip
         super().__init__(**kwargs)
-        self.widths, self.depths, self.drop_rate, self.num_channels = (
-            list(widths),
-            list(depths),
-            drop_rate,
-            num_channels,
-        )
+        self.widths, self.depths, self.stem_stride = list(widths), list(depths), stem_stride
+        self.drop_rate, self.num_channels = drop_rate, num_channels
 
 
 class BasicBlock(nn.Module):
@@ -111,9 +126,11 @@ class BasicBlock(nn.Module):
 
 
 class SmallResNet(PreTrainedModel):
-    """A CIFAR ResNet (3x3 stem, three stages of basic blocks, stride 2 between stages, global pooling, dropout,
-    linear), ~0.6M parameters by default. A transformers model built from a config, so `run_experiment` gives it
-    the plain CIFAR transforms (no augmentation unless asked)."""
+    """A small CIFAR ResNet: a 3x3 stem with stride 2, three stages of basic blocks (stride 2 between stages), global
+    pooling, dropout, linear; 604k parameters by default. The stride-2 stem (16x16 feature maps from the start) is what
+    makes it CPU-sized: measured here (batch 128, 2 threads, fp32, channels_last) it trains 1,922 images/s against
+    487 with a stride-1 stem, and bf16 autocast is slower on this CPU for both (1,367 and 348). A transformers model
+    built from a config, so `run_experiment` gives it the plain CIFAR transforms (no augmentation unless asked)."""
 
     config_class = SmallResNetConfig
     main_input_name = "pixel_values"
@@ -122,7 +139,9 @@ class SmallResNet(PreTrainedModel):
         super().__init__(config)
         widths = config.widths
         self.stem = nn.Sequential(
-            nn.Conv2d(config.num_channels, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU()
+            nn.Conv2d(config.num_channels, widths[0], 3, config.stem_stride, 1, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(),
         )
         blocks, in_channels = [], widths[0]
         for stage, (width, depth) in enumerate(zip(widths, config.depths, strict=True)):
@@ -144,27 +163,38 @@ class SmallResNet(PreTrainedModel):
 
 
 def load_cifar(path: str, train_subset: int) -> datasets.DatasetDict:
+    """CIFAR-10 with `train_subset` training images that the shipped `mentornet-dd` never saw: it learned from the
+    first `dataset_size` images of the training set shuffled with its `seed` (its card), so the subset is the next
+    `train_subset` images of that same permutation."""
     dataset = datasets.load_dataset(path)
-    if train_subset:
-        dataset["train"] = dataset["train"].shuffle(seed=0).select(range(train_subset)).flatten_indices()
+    learned_from = load_curriculum("mentornet-dd").config.learned_from
+    permutation = dataset["train"].shuffle(seed=learned_from["seed"])
+    first = learned_from["dataset_size"]
+    last = first + train_subset if train_subset else len(permutation)
+    if last > len(permutation):
+        raise ValueError(
+            f"`--train_subset`={train_subset} does not fit beside the {first} images mentornet-dd learned from "
+            f"({len(permutation)} training images); pass at most {len(permutation) - first} (0 = all of them)."
+        )
+    dataset["train"] = permutation.select(range(first, last)).flatten_indices()
     return dataset
 
 
-def run_one(dataset, cli, regime: str, noise_rate: float, method: str, seed: int) -> dict:
+def student_factory(drop_rate: float = 0.0) -> Callable[[], nn.Module]:
+    def build() -> nn.Module:
+        return SmallResNet(SmallResNetConfig(num_labels=10, drop_rate=drop_rate)).to(memory_format=torch.channels_last)
+
+    return build
+
+
+def training_arguments(cli, regime: str, run_dir: str, seed: int, **overrides) -> MentorNetTrainingArguments:
+    """The protocol's training arguments (the module docstring) for one run."""
     settings = REGIMES[regime]
-    epochs = cli.epochs or settings["epochs"]
-    run_dir = os.path.join(cli.output_dir, regime, f"noise-{noise_rate:g}", method, f"seed-{seed}")
-    drop_rate = cli.forgetting_drop_rate if method == "forgetting" else 0.0
-
-    def student_factory() -> nn.Module:
-        config = SmallResNetConfig(num_labels=10, drop_rate=drop_rate)
-        return SmallResNet(config).to(memory_format=torch.channels_last)
-
-    args = MentorNetTrainingArguments(
+    return MentorNetTrainingArguments(
         output_dir=run_dir,
         per_device_train_batch_size=cli.batch_size,
         per_device_eval_batch_size=500,
-        num_train_epochs=epochs,
+        num_train_epochs=cli.epochs or settings["epochs"],
         learning_rate=0.1,
         optim="sgd",
         optim_args="momentum=0.9",
@@ -183,29 +213,109 @@ def run_one(dataset, cli, regime: str, noise_rate: float, method: str, seed: int
         focal_gamma=cli.focal_gamma,
         reed_beta=cli.reed_beta,
         self_paced_percentile=cli.self_paced_percentile,
+        **overrides,
     )
+
+
+def run_one(dataset, cli, regime: str, noise_rate: float, method: str, seed: int) -> dict:
+    run_dir = os.path.join(cli.output_dir, regime, f"noise-{noise_rate:g}", method, f"seed-{seed}")
+    args = training_arguments(cli, regime, run_dir, seed, label_issues=method in DETECTING_METHODS)
+    factory = student_factory(cli.forgetting_drop_rate if method == "forgetting" else 0.0)
+    curriculum = method
+    if method == "mentornet-dd" and noise_rate != 0.4:
+        # The paper learns one DD curriculum per noise rate: the shipped one learned at this rate.
+        curriculum = f"mentornet-dd-{noise_rate:g}"
+        if curriculum not in shipped_curricula():
+            raise ValueError(f"No shipped {curriculum!r}: make it with recipes/make_shipped_curricula.py.")
     start = time.perf_counter()
     result, trainer = run_experiment(
         dataset,
-        student_factory,
-        method,
+        factory,
+        curriculum,
         args,
         noise_rate=noise_rate,
         noise_type="uniform",
         noise_seed=seed,
         image_column="img",
         label_column="label",
-        cifar_augmentation=settings["augmentation"],
+        cifar_augmentation=REGIMES[regime]["augmentation"],
         transform_kwargs={"mean": CIFAR_MEAN, "std": CIFAR_STD},
     )
     record = {
         **result.__dict__,
+        "method": method,
+        "curriculum": curriculum,
+        **(label_issue_detection(dataset, run_dir, noise_rate, seed) if method in DETECTING_METHODS else {}),
         "regime": regime,
         "noise_rate": noise_rate,
         "seed": seed,
-        "epochs": epochs,
+        "epochs": args.num_train_epochs,
         "train_size": len(trainer.train_dataset),
-        "student_parameters": sum(p.numel() for p in student_factory().parameters()),
+        "student_parameters": sum(p.numel() for p in factory().parameters()),
+        "wall_seconds": time.perf_counter() - start,
+    }
+    path = os.path.join(run_dir, "run.json")
+    with open(path + ".tmp", "w") as file:
+        json.dump(record, file, indent=2)
+    os.replace(path + ".tmp", path)
+    return record
+
+
+def label_issue_detection(dataset: datasets.DatasetDict, run_dir: str, noise_rate: float, seed: int) -> dict:
+    """Precision, recall (flagged: score > 0.5, i.e. mean weight < 0.5 or a wrong final prediction) and AUROC of the
+    trainer's label-issue ranking (`run_dir/label_issues.csv`) against the samples whose label was corrupted."""
+    noisy = inject_label_noise(dataset["train"], noise_rate, "uniform", seed=seed, label_column="label")
+    is_noisy = np.asarray(noisy["is_noisy"], dtype=bool)[np.argsort(noisy["sample_index"])]
+    ranking = pd.read_csv(os.path.join(run_dir, LABEL_ISSUES_FILE))
+    truth = is_noisy[ranking["sample_index"].to_numpy()]
+    flagged = ranking["score"].to_numpy() > 0.5
+    return {
+        "issues_precision": float(truth[flagged].mean()) if flagged.any() else math.nan,
+        "issues_recall": float(flagged[truth].mean()),
+        "issues_auroc": float(roc_auc_score(truth, ranking["score"])),
+    }
+
+
+def cleanlab_detection(dataset: datasets.DatasetDict, cli, regime: str, noise_rate: float, seed: int) -> dict:
+    """cleanlab's `find_label_issues` (and AUROC of 1 - its label quality score) given out-of-sample predicted
+    probabilities from `--cleanlab_folds`-fold cross-validation: plain training of the same student with the
+    regime's protocol on the other folds of the same noisy training set (the same draw as the methods' runs)."""
+    run_dir = os.path.join(cli.output_dir, regime, f"noise-{noise_rate:g}", "cleanlab", f"seed-{seed}")
+    start = time.perf_counter()
+    noisy = inject_label_noise(dataset["train"], noise_rate, "uniform", seed=seed, label_column="label")
+    given, truth = np.asarray(noisy["label"]), np.asarray(noisy["is_noisy"], dtype=bool)
+    # The folds see the given labels only (a noise rate of 0 below keeps them as they are).
+    given_only = noisy.remove_columns(["clean_label", "is_noisy", "sample_index"])
+    pred_probs = np.zeros((len(given), 10))
+    folds = StratifiedKFold(cli.cleanlab_folds, shuffle=True, random_state=seed)
+    for fold, (train_rows, heldout_rows) in enumerate(folds.split(given, given)):
+        split = datasets.DatasetDict(train=given_only.select(train_rows), test=given_only.select(heldout_rows))
+        args = training_arguments(cli, regime, os.path.join(run_dir, f"fold-{fold}"), seed)
+        _, trainer = run_experiment(
+            split,
+            student_factory(),
+            "plain",
+            args,
+            noise_rate=0.0,
+            image_column="img",
+            label_column="label",
+            cifar_augmentation=REGIMES[regime]["augmentation"],
+            transform_kwargs={"mean": CIFAR_MEAN, "std": CIFAR_STD},
+        )
+        pred_probs[heldout_rows] = torch.softmax(
+            torch.from_numpy(trainer.predict(trainer.eval_dataset).predictions), 1
+        )
+    flagged = find_label_issues(given, pred_probs)
+    record = {
+        "method": "cleanlab",
+        "regime": regime,
+        "noise_rate": noise_rate,
+        "seed": seed,
+        "folds": cli.cleanlab_folds,
+        "cv_accuracy_on_clean_labels": float(np.mean(pred_probs.argmax(1) == np.asarray(noisy["clean_label"]))),
+        "issues_precision": float(truth[flagged].mean()) if flagged.any() else math.nan,
+        "issues_recall": float(flagged[truth].mean()),
+        "issues_auroc": float(roc_auc_score(truth, 1.0 - get_label_quality_scores(given, pred_probs))),
         "wall_seconds": time.perf_counter() - start,
     }
     path = os.path.join(run_dir, "run.json")
@@ -247,6 +357,33 @@ def tables(records: list[dict], methods: list[str], noise_rates: list[float]) ->
     return "\n".join(lines)
 
 
+def summary(record: dict) -> str:
+    if record["method"] == "cleanlab":
+        scores = f"cross-validated accuracy {record['cv_accuracy_on_clean_labels']:.4f}"
+    else:
+        scores = f"last {record['last_accuracy']:.4f} best {record['best_accuracy']:.4f}"
+    return (
+        f"{scores}, issues precision {record.get('issues_precision', math.nan):.3f} ({record['wall_seconds']:.0f} s)"
+    )
+
+
+def detection_table(records: list[dict], noise_rates: list[float]) -> str:
+    """Markdown: per regime, label-issue detection precision / recall / AUROC against the corrupted samples."""
+    lines = []
+    detecting = [record for record in records if "issues_auroc" in record]
+    for regime in dict.fromkeys(record["regime"] for record in detecting):
+        header = " | ".join(f"p={rate:g} precision / recall / AUROC" for rate in noise_rates)
+        lines += [f"\n### {regime}: label issues\n", f"| ranking | {header} |", "|---" * (1 + len(noise_rates)) + "|"]
+        for method in dict.fromkeys(record["method"] for record in detecting):
+            cells = []
+            for rate in noise_rates:
+                runs = [r for r in detecting if (r["regime"], r["method"], r["noise_rate"]) == (regime, method, rate)]
+                means = [np.mean([r[f"issues_{key}"] for r in runs]) for key in ("precision", "recall", "auroc")]
+                cells.append(" / ".join(f"{mean:.3f}" for mean in means) if runs else "-")
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "../../shared/data/cifar10"))
@@ -264,33 +401,41 @@ def main() -> None:
     parser.add_argument("--focal_gamma", type=float, default=2.0)
     parser.add_argument("--reed_beta", type=float, default=0.8)
     parser.add_argument("--self_paced_percentile", type=float, default=0.5)
+    parser.add_argument(
+        "--cleanlab", action="store_true", help="Also run cleanlab's label-issue detection (cross-validation)."
+    )
+    parser.add_argument("--cleanlab_folds", type=int, default=3)
+    parser.add_argument("--report", action="store_true", help="Only print the tables of the finished runs.")
     cli = parser.parse_args()
     torch.set_num_threads(cli.threads)
     logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    datasets.disable_progress_bars()
     dataset = load_cifar(cli.data, cli.train_subset)
 
     records = []
     start = time.perf_counter()
+    names = [*cli.methods, *(["cleanlab"] if cli.cleanlab else [])]
     for seed in cli.seeds:
         for regime in cli.regimes:
             for noise_rate in cli.noise_rates:
-                for method in cli.methods:
-                    path = os.path.join(cli.output_dir, regime, f"noise-{noise_rate:g}", method, f"seed-{seed}")
-                    if os.path.isfile(os.path.join(path, "run.json")):
-                        with open(os.path.join(path, "run.json")) as file:
-                            records.append(json.load(file))
-                        continue
-                    record = run_one(dataset, cli, regime, noise_rate, method, seed)
-                    records.append(record)
-                    print(
-                        f"{regime} p={noise_rate:g} {method} seed {seed}: last {record['last_accuracy']:.4f} best "
-                        f"{record['best_accuracy']:.4f} ({record['train_seconds']:.0f} s training, "
-                        f"{record['wall_seconds']:.0f} s in all)",
-                        flush=True,
+                for name in names:
+                    path = os.path.join(
+                        cli.output_dir, regime, f"noise-{noise_rate:g}", name, f"seed-{seed}", "run.json"
                     )
+                    if os.path.isfile(path):
+                        with open(path) as file:
+                            records.append(json.load(file))
+                    elif not cli.report:
+                        if name == "cleanlab":
+                            record = cleanlab_detection(dataset, cli, regime, noise_rate, seed)
+                        else:
+                            record = run_one(dataset, cli, regime, noise_rate, name, seed)
+                        records.append(record)
+                        print(f"{regime} p={noise_rate:g} {name} seed {seed}: {summary(record)}", flush=True)
     print(tables(records, cli.methods, cli.noise_rates))
-    params = records[0]["student_parameters"] if records else math.nan
-    print(f"\n{len(records)} runs, student {params:,} parameters, {time.perf_counter() - start:.0f} s this call.")
+    print(detection_table(records, cli.noise_rates))
+    print(f"\n{len(records)} runs, {time.perf_counter() - start:.0f} s this call.")
 
 
 if __name__ == "__main__":

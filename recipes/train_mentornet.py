@@ -74,6 +74,13 @@ class TrainMentorNetArguments:
         },
     )
     noise_type: str = field(default="uniform", metadata={"help": "The injected noise type."})
+    loss_p_percentile: float = field(
+        default=0.75,
+        metadata={
+            "help": "The loss percentile of the moving average a data-driven curriculum is used with (--source "
+            "student or records; saved in its config). The released commands use 0.75, and 0.5 at 80% noise."
+        },
+    )
     student: str = field(
         default="transformers/resnet", metadata={"help": "The student whose records teach the MentorNet."}
     )
@@ -131,10 +138,12 @@ def learn_from_student(args: TrainMentorNetArguments, fitting: dict) -> tuple[Me
         report_to="none",
         seed=args.seed,
     )
+    name = args.hub_model_id.split("/")[-1] if args.hub_model_id else "mentornet-dd"
     config = MentorNetConfig(
         fixed_epoch_after_burn_in=True,
         example_dropout_schedule=DD_DROPOUT_SCHEDULE,
-        curriculum_name="mentornet-dd",
+        loss_p_percentile=args.loss_p_percentile,
+        curriculum_name=name,
         learned_from={"source_dataset": args.dataset, "student": args.student, "student_kwargs": student_kwargs},
     )
     model, metrics, records = learn_data_driven_curriculum(
@@ -149,7 +158,7 @@ def learn_from_student(args: TrainMentorNetArguments, fitting: dict) -> tuple[Me
         cifar_augmentation=True,
         transform_kwargs={"image_size": args.image_size},
         config=config,
-        learning_kwargs={**fitting, "curriculum_name": "mentornet-dd"},
+        learning_kwargs={**fitting, "curriculum_name": name},
     )
     shutil.rmtree(training_args.output_dir, ignore_errors=True)
     if args.records_output:
@@ -172,7 +181,12 @@ def main() -> None:
             if args.records.endswith(".parquet")
             else datasets.load_from_disk(args.records)
         )
-        model, metrics = learn_from_records(records, **fitting)
+        config = MentorNetConfig(
+            fixed_epoch_after_burn_in=True,
+            example_dropout_schedule=DD_DROPOUT_SCHEDULE,
+            loss_p_percentile=args.loss_p_percentile,
+        )
+        model, metrics = learn_from_records(records, config, **fitting)
     else:
         model, metrics = learn_from_student(args, fitting)
     save_curriculum(model, args.output_dir, args.hub_model_id)

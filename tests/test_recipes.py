@@ -99,9 +99,10 @@ def test_train_mentornet_recipe(tmp_path, monkeypatch):
     records.to_parquet(str(tmp_path / "records.parquet"))
     dd_dir = tmp_path / "dd"
     argv = ["--source", "records", "--records", str(tmp_path / "records.parquet"), "--max_steps", "300"]
-    run_recipe("train_mentornet.py", [*argv, "--output_dir", str(dd_dir)], monkeypatch)
+    run_recipe("train_mentornet.py", [*argv, "--loss_p_percentile", "0.5", "--output_dir", str(dd_dir)], monkeypatch)
     model = MentorNetModel.from_pretrained(dd_dir)
-    assert model.config.curriculum_kind == "data-driven"
+    assert model.config.curriculum_kind == "data-driven" and model.config.loss_p_percentile == 0.5
+    assert model.config.fixed_epoch_after_burn_in
     # Clean records have the low losses: the learned curriculum weights a low loss above a high one.
     loss = torch.tensor([0.2, 5.0])
     weights = model(loss=loss, loss_diff=loss - float(np.percentile(records["loss"], 75)), epoch=50).weights

@@ -50,23 +50,29 @@ def test_shipped_training_settings():
     assert (baseline(loss, loss - 2.0, epoch=60).weights > 0.99).all()
 
 
-def test_shipped_data_driven_curriculum_matches_its_card():
-    model = MentorNetModel.from_pretrained("mentornet-dd")
+@pytest.mark.parametrize(
+    "name, noise_rate, percentile",
+    [("mentornet-dd", 0.4, 0.75), ("mentornet-dd-0.2", 0.2, 0.75), ("mentornet-dd-0.8", 0.8, 0.5)],
+)
+def test_shipped_data_driven_curricula_match_their_cards(name, noise_rate, percentile):
+    model = MentorNetModel.from_pretrained(name)
     config = model.config
-    assert config.curriculum_kind == "data-driven" and config.curriculum_name == "mentornet-dd"
-    # The released DD command's settings travel with it.
+    assert config.curriculum_kind == "data-driven" and config.curriculum_name == name
+    # The released DD command's settings travel with it (p = 0.5 at 80% noise).
     assert config.fixed_epoch_after_burn_in and config.example_dropout_schedule == [[0.5, 17], [0.05, 78], [0.9, 5]]
+    assert config.loss_p_percentile == percentile
     learned = config.learned_from
-    assert learned["noise_rates"] == [0.4] and learned["dataset_size"] == 5000
-    card = (SHIPPED_CURRICULA_DIR / "mentornet-dd" / "README.md").read_text(encoding="utf-8")
+    assert learned["noise_rates"] == [noise_rate] and learned["dataset_size"] == 5000
+    card = (SHIPPED_CURRICULA_DIR / name / "README.md").read_text(encoding="utf-8")
     for key in ("heldout_accuracy", "heldout_auroc"):
         assert f"- {key}: {learned[key]:.4g}" in card
     assert f"- num_records: {learned['num_records']}" in card
-    assert 'MentorNetModel.from_pretrained("mentornet-dd")' in card
-    # Its outputs: the weight falls with the loss (the paper's Proposition 1), from near 1 to near 0, at the
-    # epoch it is used at after burn-in and the moving average of its records' 75th-percentile loss.
+    assert f'MentorNetModel.from_pretrained("{name}")' in card
+    # Its outputs: the weight falls with the loss (the paper's Proposition 1), from high to near 0, at the epoch it
+    # is used at after burn-in and the moving average of its records' loss percentile.
     loss = torch.linspace(0.0, 10.0, 21)
+    loss_percentile = learned["loss_percentiles"][learned["percentiles"].index(100 * percentile)]
     with torch.no_grad():
-        weights = model(loss, loss - learned["loss_percentiles"][3], epoch=20).weights
+        weights = model(loss, loss - loss_percentile, epoch=20).weights
     assert (weights[1:] <= weights[:-1] + 1e-4).all()
-    assert weights[0] > 0.9 and weights[-1] < 0.1
+    assert weights[0] > 0.8 and weights[-1] < 0.1
