@@ -48,6 +48,8 @@ Smoke configuration (about a minute):
 from __future__ import annotations
 
 import argparse
+import glob
+import itertools
 import json
 import math
 import os
@@ -217,12 +219,17 @@ def training_arguments(cli, regime: str, run_dir: str, seed: int, **overrides) -
     )
 
 
+def run_name(method: str, cli) -> str:
+    return f"{method}+{cli.variant}" if cli.variant else method
+
+
 def run_one(dataset, cli, regime: str, noise_rate: float, method: str, seed: int) -> dict:
-    run_dir = os.path.join(cli.output_dir, regime, f"noise-{noise_rate:g}", method, f"seed-{seed}")
-    args = training_arguments(cli, regime, run_dir, seed, label_issues=method in DETECTING_METHODS)
+    run_dir = os.path.join(cli.output_dir, regime, f"noise-{noise_rate:g}", run_name(method, cli), f"seed-{seed}")
+    overrides = {name: value for name, value in cli.overrides.items() if name != "curriculum"}
+    args = training_arguments(cli, regime, run_dir, seed, label_issues=method in DETECTING_METHODS, **overrides)
     factory = student_factory(cli.forgetting_drop_rate if method == "forgetting" else 0.0)
-    curriculum = method
-    if method == "mentornet-dd" and noise_rate != 0.4:
+    curriculum = cli.overrides.get("curriculum", method)
+    if curriculum == "mentornet-dd" and noise_rate != 0.4 and "curriculum" not in cli.overrides:
         # The paper learns one DD curriculum per noise rate: the shipped one learned at this rate.
         curriculum = f"mentornet-dd-{noise_rate:g}"
         if curriculum not in shipped_curricula():
@@ -243,8 +250,9 @@ def run_one(dataset, cli, regime: str, noise_rate: float, method: str, seed: int
     )
     record = {
         **result.__dict__,
-        "method": method,
+        "method": run_name(method, cli),
         "curriculum": curriculum,
+        "overrides": cli.overrides,
         **(label_issue_detection(dataset, run_dir, noise_rate, seed) if method in DETECTING_METHODS else {}),
         "regime": regime,
         "noise_rate": noise_rate,
@@ -335,7 +343,7 @@ def tables(records: list[dict], methods: list[str], noise_rates: list[float]) ->
                 by_key.setdefault((record["method"], record["noise_rate"]), {})[record["seed"]] = record
         header = " | ".join(f"p={rate:g} last (best) | gap share" for rate in noise_rates)
         lines += [f"\n### {regime}\n", f"| method | {header} |", "|---" * (1 + 2 * len(noise_rates)) + "|"]
-        for method in methods:
+        for method in dict.fromkeys([*methods, *(method for method, _ in by_key)]):
             cells = []
             for rate in noise_rates:
                 runs = by_key.get((method, rate), {})
@@ -374,7 +382,9 @@ def detection_table(records: list[dict], noise_rates: list[float]) -> str:
     for regime in dict.fromkeys(record["regime"] for record in detecting):
         header = " | ".join(f"p={rate:g} precision / recall / AUROC" for rate in noise_rates)
         lines += [f"\n### {regime}: label issues\n", f"| ranking | {header} |", "|---" * (1 + len(noise_rates)) + "|"]
-        for method in dict.fromkeys(record["method"] for record in detecting):
+        found = {record["method"] for record in detecting}
+        order = [*DETECTING_METHODS, *sorted(found - {*DETECTING_METHODS, "cleanlab"}), "cleanlab"]
+        for method in (method for method in order if method in found):
             cells = []
             for rate in noise_rates:
                 runs = [r for r in detecting if (r["regime"], r["method"], r["noise_rate"]) == (regime, method, rate)]
@@ -405,34 +415,54 @@ def main() -> None:
         "--cleanlab", action="store_true", help="Also run cleanlab's label-issue detection (cross-validation)."
     )
     parser.add_argument("--cleanlab_folds", type=int, default=3)
+    parser.add_argument(
+        "--variant",
+        default=None,
+        help="Name of a variant of the methods, for an ablation: its runs go to `<method>+<variant>`; with --overrides.",
+    )
+    parser.add_argument(
+        "--overrides",
+        type=json.loads,
+        default={},
+        help="JSON of MentorNetTrainingArguments overrides for --variant, e.g. '{\"loss_p_percentile\": 0.5}' or "
+        '\'{"curriculum": "mentornet-dd"}\' (which curriculum the MentorNet methods use).',
+    )
     parser.add_argument("--report", action="store_true", help="Only print the tables of the finished runs.")
     cli = parser.parse_args()
+    if bool(cli.variant) != bool(cli.overrides):
+        parser.error("--variant and --overrides go together: name the variant its overrides define.")
     torch.set_num_threads(cli.threads)
     logging.set_verbosity_error()
     logging.disable_progress_bar()
     datasets.disable_progress_bars()
     dataset = load_cifar(cli.data, cli.train_subset)
 
-    records = []
     start = time.perf_counter()
     names = [*cli.methods, *(["cleanlab"] if cli.cleanlab else [])]
     for seed in cli.seeds:
         for regime in cli.regimes:
             for noise_rate in cli.noise_rates:
                 for name in names:
-                    path = os.path.join(
-                        cli.output_dir, regime, f"noise-{noise_rate:g}", name, f"seed-{seed}", "run.json"
-                    )
-                    if os.path.isfile(path):
-                        with open(path) as file:
-                            records.append(json.load(file))
-                    elif not cli.report:
-                        if name == "cleanlab":
-                            record = cleanlab_detection(dataset, cli, regime, noise_rate, seed)
-                        else:
-                            record = run_one(dataset, cli, regime, noise_rate, name, seed)
-                        records.append(record)
-                        print(f"{regime} p={noise_rate:g} {name} seed {seed}: {summary(record)}", flush=True)
+                    run_dir = os.path.join(
+                        cli.output_dir, regime, f"noise-{noise_rate:g}", name if name == "cleanlab" else
+                        run_name(name, cli), f"seed-{seed}",
+                    )  # fmt: skip
+                    if cli.report or os.path.isfile(os.path.join(run_dir, "run.json")):
+                        continue
+                    if name == "cleanlab":
+                        record = cleanlab_detection(dataset, cli, regime, noise_rate, seed)
+                    else:
+                        record = run_one(dataset, cli, regime, noise_rate, name, seed)
+                    print(f"{regime} p={noise_rate:g} {record['method']} seed {seed}: {summary(record)}", flush=True)
+    # The report: every finished run of these regimes, noise rates and seeds (variants and other calls' runs too).
+    records = []
+    for path in sorted(glob.glob(os.path.join(cli.output_dir, "*", "noise-*", "*", "seed-*", "run.json"))):
+        with open(path) as file:
+            record = json.load(file)
+        if (record["regime"], record["noise_rate"], record["seed"]) in itertools.product(
+            cli.regimes, cli.noise_rates, cli.seeds
+        ):
+            records.append(record)
     print(tables(records, cli.methods, cli.noise_rates))
     print(detection_table(records, cli.noise_rates))
     print(f"\n{len(records)} runs, {time.perf_counter() - start:.0f} s this call.")
