@@ -228,8 +228,10 @@ def run_one(dataset, cli, regime: str, noise_rate: float, method: str, seed: int
     overrides = {name: value for name, value in cli.overrides.items() if name != "curriculum"}
     args = training_arguments(cli, regime, run_dir, seed, label_issues=method in DETECTING_METHODS, **overrides)
     factory = student_factory(cli.forgetting_drop_rate if method == "forgetting" else 0.0)
-    curriculum = cli.overrides.get("curriculum", method)
-    if curriculum == "mentornet-dd" and noise_rate != 0.4 and "curriculum" not in cli.overrides:
+    curriculum = method
+    if method in ("mentornet-pd", "mentornet-dd") and "curriculum" in cli.overrides:
+        curriculum = cli.overrides["curriculum"]
+    elif method == "mentornet-dd" and noise_rate != 0.4:
         # The paper learns one DD curriculum per noise rate: the shipped one learned at this rate.
         curriculum = f"mentornet-dd-{noise_rate:g}"
         if curriculum not in shipped_curricula():
