@@ -264,11 +264,25 @@ def run_one(dataset, cli, regime: str, noise_rate: float, method: str, seed: int
         "student_parameters": sum(p.numel() for p in factory().parameters()),
         "wall_seconds": time.perf_counter() - start,
     }
+    return save_run(run_dir, record)
+
+
+def save_run(run_dir: str, record: dict) -> dict:
+    """Write `record` to `run_dir/run.json` atomically (an interrupted run leaves no JSON, so it is run again)."""
     path = os.path.join(run_dir, "run.json")
     with open(path + ".tmp", "w") as file:
         json.dump(record, file, indent=2)
     os.replace(path + ".tmp", path)
     return record
+
+
+def detection_scores(truth: np.ndarray, flagged: np.ndarray, score: np.ndarray) -> dict:
+    """Precision and recall of the `flagged` samples and AUROC of `score`, against the corrupted samples (`truth`)."""
+    return {
+        "issues_precision": float(truth[flagged].mean()) if flagged.any() else math.nan,
+        "issues_recall": float(flagged[truth].mean()),
+        "issues_auroc": float(roc_auc_score(truth, score)),
+    }
 
 
 def label_issue_detection(dataset: datasets.DatasetDict, run_dir: str, noise_rate: float, seed: int) -> dict:
@@ -278,12 +292,7 @@ def label_issue_detection(dataset: datasets.DatasetDict, run_dir: str, noise_rat
     is_noisy = np.asarray(noisy["is_noisy"], dtype=bool)[np.argsort(noisy["sample_index"])]
     ranking = pd.read_csv(os.path.join(run_dir, LABEL_ISSUES_FILE))
     truth = is_noisy[ranking["sample_index"].to_numpy()]
-    flagged = ranking["score"].to_numpy() > 0.5
-    return {
-        "issues_precision": float(truth[flagged].mean()) if flagged.any() else math.nan,
-        "issues_recall": float(flagged[truth].mean()),
-        "issues_auroc": float(roc_auc_score(truth, ranking["score"])),
-    }
+    return detection_scores(truth, ranking["score"].to_numpy() > 0.5, ranking["score"].to_numpy())
 
 
 def cleanlab_detection(dataset: datasets.DatasetDict, cli, regime: str, noise_rate: float, seed: int) -> dict:
@@ -323,20 +332,15 @@ def cleanlab_detection(dataset: datasets.DatasetDict, cli, regime: str, noise_ra
         "seed": seed,
         "folds": cli.cleanlab_folds,
         "cv_accuracy_on_clean_labels": float(np.mean(pred_probs.argmax(1) == np.asarray(noisy["clean_label"]))),
-        "issues_precision": float(truth[flagged].mean()) if flagged.any() else math.nan,
-        "issues_recall": float(flagged[truth].mean()),
-        "issues_auroc": float(roc_auc_score(truth, 1.0 - get_label_quality_scores(given, pred_probs))),
+        **detection_scores(truth, flagged, 1.0 - get_label_quality_scores(given, pred_probs)),
         "wall_seconds": time.perf_counter() - start,
     }
-    path = os.path.join(run_dir, "run.json")
-    with open(path + ".tmp", "w") as file:
-        json.dump(record, file, indent=2)
-    os.replace(path + ".tmp", path)
-    return record
+    return save_run(run_dir, record)
 
 
 def tables(records: list[dict], methods: list[str], noise_rates: list[float]) -> str:
     """Markdown: per regime, last (best) accuracy and the gap share per method and noise rate, means over seeds."""
+    records = [record for record in records if record["method"] != "cleanlab"]  # it trains no student to score
     lines = []
     for regime in dict.fromkeys(record["regime"] for record in records):
         by_key: dict[tuple[str, float], dict[int, dict]] = {}
