@@ -249,12 +249,16 @@ def run_one(dataset, cli, regime: str, noise_rate: float, method: str, seed: int
         label_column="label",
         cifar_augmentation=REGIMES[regime]["augmentation"],
         transform_kwargs={"mean": CIFAR_MEAN, "std": CIFAR_STD},
+        curriculum_update_size=cli.curriculum_update_size if args.curriculum_update_at else 0,
     )
     record = {
         **result.__dict__,
         "method": run_name(method, cli),
         "curriculum": curriculum,
         "overrides": cli.overrides,
+        "curriculum_update_steps": [
+            entry["step"] for entry in trainer.state.log_history if "mentornet/curriculum_update" in entry
+        ],
         **(label_issue_detection(dataset, run_dir, noise_rate, seed) if method in DETECTING_METHODS else {}),
         "regime": regime,
         "noise_rate": noise_rate,
@@ -432,6 +436,13 @@ def main() -> None:
         default={},
         help="JSON of MentorNetTrainingArguments overrides for --variant, e.g. '{\"loss_p_percentile\": 0.5}' or "
         '\'{"curriculum": "mentornet-dd"}\' (which curriculum the MentorNet methods use).',
+    )
+    parser.add_argument(
+        "--curriculum_update_size",
+        type=int,
+        default=2_000,
+        help="With a `curriculum_update_at` override: the training samples whose clean labels the data-driven "
+        "update learns from (the paper's D'; 2,000 = a tenth of the training subset, as 5,000 of CIFAR-10's 50,000).",
     )
     parser.add_argument("--report", action="store_true", help="Only print the tables of the finished runs.")
     cli = parser.parse_args()

@@ -111,8 +111,10 @@ def _train_on_noisy(
     cifar_augmentation: bool,
     transform_kwargs: dict[str, Any] | None,
     callbacks: list[TrainerCallback] | None,
+    curriculum_update_rows: np.ndarray | None = None,
 ) -> MentorNetTrainer:
-    """Build a fresh student and its trainer on an already-noised dataset, train, and return the trainer."""
+    """Build a fresh student and its trainer on an already-noised dataset, train, and return the trainer. The
+    training rows `curriculum_update_rows` (eval transform) are the trainer's `curriculum_update_dataset`."""
     set_seed(args.seed)  # every method starts from the same initial student
     student = student_factory()
     # A baseline's wrapper takes the images of the student it wraps.
@@ -136,6 +138,9 @@ def _train_on_noisy(
         data_collator=MentorNetCollator(),
         compute_metrics=compute_metrics,
         callbacks=callbacks,
+        curriculum_update_dataset=None
+        if curriculum_update_rows is None
+        else prepared(train_split, train=False).select(curriculum_update_rows),
     )
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
     return trainer
@@ -163,6 +168,7 @@ def run_experiment(
     cifar_augmentation: bool = False,
     transform_kwargs: dict[str, Any] | None = None,
     callbacks: list[TrainerCallback] | None = None,
+    curriculum_update_size: int = 0,
 ) -> tuple[ExperimentResult, MentorNetTrainer]:
     """Corrupt `dataset[train_split]` labels, train `student_factory()` with `method`, evaluate on the clean
     `dataset[test_split]` every epoch.
@@ -182,6 +188,11 @@ def run_experiment(
         cifar_augmentation: the paper's CIFAR augmentation (pad 4, random crop, flip) on the training images.
         transform_kwargs: overrides of the student's image transform settings (`image_size`, `mean`, `std`,
             `in_chans`; see [`image_transforms`]).
+        curriculum_update_size: with `args.curriculum_update_at`, the data-driven update (Algorithm 1 step 6)
+            re-learns the MentorNet from the student's losses on this many training samples whose clean labels
+            it is told: the paper's D', a small part of the training data with known true labels (CIFAR-10: 5,000
+            of the 50,000 training images). Drawn at random with `noise_seed`. 0: the update re-fits the
+            curriculum's predefined formula instead (see [`MentorNetTrainer`]).
 
     Returns:
         The [`ExperimentResult`] and the trainer (for saving the student, records, label issues).
@@ -217,6 +228,16 @@ def run_experiment(
             return CoTeachingPair(student_factory(), student_factory())
 
     run_args = dataclasses.replace(args, **overrides, eval_strategy="epoch")
+    update_rows = None
+    if curriculum_update_size:
+        train_size = len(noisy[train_split])
+        if not run_args.curriculum_update_at or not 0 < curriculum_update_size <= train_size:
+            raise ValueError(
+                f"`curriculum_update_size`={curriculum_update_size!r} needs `curriculum_update_at` (got "
+                f"{run_args.curriculum_update_at!r}) and at most the {train_size} training samples; e.g. "
+                f"curriculum_update_at=[0.21, 0.75] and {max(1, train_size // 10)} (a tenth, as the paper)."
+            )
+        update_rows = np.random.default_rng(noise_seed).permutation(train_size)[:curriculum_update_size]
     trainer = _train_on_noisy(
         noisy,
         factory,
@@ -228,6 +249,7 @@ def run_experiment(
         cifar_augmentation=cifar_augmentation,
         transform_kwargs=transform_kwargs,
         callbacks=callbacks,
+        curriculum_update_rows=update_rows,
     )
     history = trainer.state.log_history
     accuracies = [entry["eval_top1_accuracy"] for entry in history if "eval_top1_accuracy" in entry]

@@ -420,12 +420,25 @@ def _histories(loss: np.ndarray, epoch: np.ndarray, sample: np.ndarray, num_step
     return result
 
 
+def _percentile_references(
+    loss: np.ndarray, epoch: np.ndarray, percentiles: Sequence[float], reference: str
+) -> np.ndarray:
+    """`(len(percentiles), len(loss))` float32: for percentile k and record i, the k-th percentile of the losses
+    recorded at record i's epoch (`reference="epoch"`) or of every recorded loss (`"all"`)."""
+    if reference == "all":
+        return np.repeat(np.percentile(loss, list(percentiles))[:, None], len(loss), axis=1).astype(np.float32)
+    epochs, epoch_id = np.unique(epoch, return_inverse=True)
+    by_epoch = np.stack([np.percentile(loss[epoch_id == e], list(percentiles)) for e in range(len(epochs))])
+    return by_epoch.T[:, epoch_id].astype(np.float32)
+
+
 def learn_from_records(
     records: Any,
     config: MentorNetConfig | None = None,
     *,
     curriculum_name: str = "data-driven",
     percentiles: Sequence[float] = DEFAULT_PERCENTILES,
+    loss_diff_reference: str = "epoch",
     max_steps: int = 1_500,
     batch_size: int = 2_048,
     learning_rate: float = 0.1,
@@ -442,10 +455,15 @@ def learn_from_records(
     curriculums"): the target weight of a record is `v* = 1[label == clean_label]` and the MentorNet is fitted by
     sigmoid cross-entropy.
 
-    As the authors' released code, every record is used once per percentile `p` with
-    `loss_diff = loss - percentile(all recorded losses, p)` (so the MentorNet sees the range of moving averages it
-    meets in training) and label feature 0 (so it transfers across datasets). Records are split into training and
-    held-out sets by sample, so the copies of one sample never straddle the split.
+    Every record is used once per percentile `p` (so the MentorNet sees the range of moving averages it meets in
+    training), with label feature 0 (so it transfers across datasets, as the released code). The paper computes the
+    features "using the latest model": `loss_diff = loss - percentile(losses recorded at the same epoch, p)`, the
+    value the moving p-th percentile of the mini-batch losses has at that point of training. The authors' released
+    code subtracts one `percentile(all recorded losses, p)` from every record instead (`loss_diff_reference="all"`),
+    which makes `loss_diff` the loss shifted by a constant per `p`: the learned weight is then a function of the
+    absolute loss only, and does not follow a student whose losses fall faster or slower than the recorded one's.
+    Records are split into training and held-out sets by sample, so the copies of one sample never straddle the
+    split.
 
     Args:
         records (`datasets.Dataset`, `pandas.DataFrame` or `dict` of columns):
@@ -461,6 +479,9 @@ def learn_from_records(
             Recorded in the config and the model card.
         percentiles (`Sequence[float]`, *optional*, defaults to `(40, 50, 60, 75, 80, 90)`):
             Loss percentiles the loss differences are taken from, as the released code.
+        loss_diff_reference (`str`, *optional*, defaults to `"epoch"`):
+            Which losses the percentiles are taken over: `"epoch"`, the records of the same epoch (the paper), or
+            `"all"`, every record (the released code).
         max_steps (`int`, *optional*, defaults to 1,500):
             The paper: 30,000.
         batch_size (`int`, *optional*, defaults to 2,048):
@@ -485,6 +506,11 @@ def learn_from_records(
         raise ValueError(f"`heldout_fraction`={heldout_fraction!r} must be in (0, 1), e.g. 0.2.")
     if len(percentiles) == 0 or not all(0 <= p <= 100 for p in percentiles):
         raise ValueError(f"`percentiles`={tuple(percentiles)!r} must be non-empty, each in 0..100, e.g. (50, 75).")
+    if loss_diff_reference not in ("epoch", "all"):
+        raise ValueError(
+            f"`loss_diff_reference`={loss_diff_reference!r} must be 'epoch' (the paper: the percentile of the losses "
+            "recorded at the same epoch) or 'all' (the released code: of every recorded loss)."
+        )
     if config is None and init_model is None:
         config = MentorNetConfig(fixed_epoch_after_burn_in=True, example_dropout_schedule=DD_DROPOUT_SCHEDULE)
     model = _new_model(config, init_model, seed)
@@ -537,10 +563,11 @@ def learn_from_records(
     heldout_samples[np.random.default_rng(seed).permutation(len(unique_samples))[:num_heldout]] = True
     heldout = heldout_samples[sample_id]
 
-    # One copy of every record per percentile, loss_diff from that percentile of all recorded losses.
+    # One copy of every record per percentile; loss_diff from that percentile of the reference losses.
     thresholds = np.percentile(loss, list(percentiles)).astype(np.float32)
+    references = _percentile_references(loss, epoch, percentiles, loss_diff_reference)
     loss_t = torch.from_numpy(np.tile(history, (len(thresholds), 1)))
-    diff_t = loss_t - torch.from_numpy(np.repeat(thresholds, len(loss)))[:, None]
+    diff_t = loss_t - torch.from_numpy(references.reshape(-1))[:, None]
     data = {
         "loss": loss_t,
         "loss_diff": diff_t,
@@ -574,6 +601,7 @@ def learn_from_records(
         "num_samples": len(unique_samples),
         "noise_rate": float(np.mean(label != clean_label)),
         "percentiles": [float(p) for p in percentiles],
+        "loss_diff_reference": loss_diff_reference,
         "loss_percentiles": [round(float(t), 6) for t in thresholds],
         "heldout_fraction": heldout_fraction,
         "heldout_accuracy": ((test_logits > 0).float() == test_targets).float().mean().item(),

@@ -377,9 +377,7 @@ class MentorNetTrainer(Trainer):
         percentile = torch.quantile(loss, self.loss_p_percentile)
         self._loss_moving_average.mul_(decay).add_((1.0 - decay) * percentile)
         loss_diff = loss - self._loss_moving_average
-        mentornet_epoch = epoch
-        if self.fixed_epoch_after_burn_in:
-            mentornet_epoch = min(epoch, math.floor(100 * self.burn_in_fraction + 1e-6))
+        mentornet_epoch = self._mentornet_epoch(epoch)
 
         if step < self.burn_in_fraction * max_steps:
             weights = torch.ones_like(loss)
@@ -415,6 +413,13 @@ class MentorNetTrainer(Trainer):
             size = losses.shape[0]
             weights = weights[self.accelerator.process_index * size : (self.accelerator.process_index + 1) * size]
         return weights
+
+    def _mentornet_epoch(self, epoch: int) -> int:
+        """The epoch feature the MentorNet is given at training progress `epoch` (clamped to the burn-in epoch
+        with `fixed_epoch_after_burn_in`)."""
+        if self.fixed_epoch_after_burn_in:
+            return min(epoch, math.floor(100 * self.burn_in_fraction + 1e-6))
+        return epoch
 
     def _closed_form_step(
         self, loss: torch.Tensor, loss_diff: torch.Tensor, sample_index: torch.Tensor
@@ -537,7 +542,9 @@ class MentorNetTrainer(Trainer):
         MentorNet's parameters change: the training settings (percentile, decay, burn-in, dropout) stay as resolved
         when the trainer was built."""
         args, step = self.args, self.state.global_step
-        epoch = min(99, 100 * step // max(self.state.max_steps, 1))
+        # Records carry the epoch feature the MentorNet will be given from now on, so that what it learns is
+        # what it is asked (with `fixed_epoch_after_burn_in`, the burn-in epoch, not the current one).
+        epoch = self._mentornet_epoch(min(99, 100 * step // max(self.state.max_steps, 1)))
         learned = self.curriculum
         if self.accelerator.is_main_process:
             if self.curriculum_update_dataset is not None:

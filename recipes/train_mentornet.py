@@ -17,7 +17,10 @@ Three sources (paper Sec. 3.1):
   the shipped `mentornet-dd` was made (here from the local CIFAR-10 copy; `--dataset uoft-cs/cifar10` on the Hub):
 
     python recipes/train_mentornet.py --source student --dataset ../shared/data/cifar10 \
-        --output_dir hf_mentornet/pretrained/mentornet-dd
+        --loss_diff_reference all --output_dir hf_mentornet/pretrained/mentornet-dd
+
+  (`--loss_diff_reference all` is the released code's way of building the loss-difference feature, used for the
+  shipped curricula; the default `epoch` is the paper's, see `learn_from_records`.)
 
 Add `--push_to_hub --hub_model_id <user>/<name>` to upload config.json, model.safetensors and the model card.
 """
@@ -79,6 +82,15 @@ class TrainMentorNetArguments:
         metadata={
             "help": "The loss percentile of the moving average a data-driven curriculum is used with (--source "
             "student or records; saved in its config). The released commands use 0.75, and 0.5 at 80% noise."
+        },
+    )
+    loss_diff_reference: str = field(
+        default="epoch",
+        metadata={
+            "help": "DD learning (--source student or records): loss_diff is the loss minus a percentile of the "
+            "losses recorded at the same epoch ('epoch', the paper) or of every recorded loss ('all', the released "
+            "code).",
+            "choices": ["epoch", "all"],
         },
     )
     student: str = field(
@@ -158,7 +170,7 @@ def learn_from_student(args: TrainMentorNetArguments, fitting: dict) -> tuple[Me
         cifar_augmentation=True,
         transform_kwargs={"image_size": args.image_size},
         config=config,
-        learning_kwargs={**fitting, "curriculum_name": name},
+        learning_kwargs={**fitting, "curriculum_name": name, "loss_diff_reference": args.loss_diff_reference},
     )
     shutil.rmtree(training_args.output_dir, ignore_errors=True)
     if args.records_output:
@@ -186,7 +198,7 @@ def main() -> None:
             example_dropout_schedule=DD_DROPOUT_SCHEDULE,
             loss_p_percentile=args.loss_p_percentile,
         )
-        model, metrics = learn_from_records(records, config, **fitting)
+        model, metrics = learn_from_records(records, config, loss_diff_reference=args.loss_diff_reference, **fitting)
     else:
         model, metrics = learn_from_student(args, fitting)
     save_curriculum(model, args.output_dir, args.hub_model_id)

@@ -1,8 +1,9 @@
 """The paper's baselines (Appendix E.2) and Co-teaching: the losses against hand-computed values, the self-paced
 threshold, the S-model's noise channel, Co-teaching's selection, and every method end to end through
-`run_experiment` on scikit-learn's digits with a tiny transformers ResNet."""
+`run_experiment` on scikit-learn's digits with a tiny transformers ResNet (and its data-driven curriculum update)."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
+from hf_mentornet import load_curriculum
 from hf_mentornet.baselines import (
     CoTeachingPair,
     NoiseAdaptationLayer,
@@ -193,3 +195,33 @@ def test_method_end_to_end(digits, tmp_path, method):
     if method == "self-paced":
         # At epoch 0 the threshold is the batch median: about half of the samples get weight 1.
         assert 0.3 <= trainer.state.log_history[0]["mentornet/mean_weight"] <= 0.7
+
+
+def test_data_driven_update_on_known_clean_training_samples(digits, tmp_path):
+    args = MentorNetTrainingArguments(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=32,
+        per_device_eval_batch_size=64,
+        max_steps=10,
+        learning_rate=0.05,
+        optim="sgd",
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+        seed=0,
+        disable_tqdm=True,
+        curriculum_update_at=[0.5],
+        curriculum_update_steps=5,
+    )
+    common = {"noise_rate": 0.4, "transform_kwargs": {"image_size": 16}}
+    with pytest.raises(ValueError, match=r"`curriculum_update_size`=48 needs `curriculum_update_at` \(got \[\]\)"):
+        no_update = replace(args, curriculum_update_at=[])
+        run_experiment(digits, tiny_student, "mentornet-dd", no_update, **common, curriculum_update_size=48)
+    before = load_curriculum("mentornet-dd").state_dict()
+    _, trainer = run_experiment(digits, tiny_student, "mentornet-dd", args, **common, curriculum_update_size=48)
+    update = trainer.curriculum_update_dataset
+    assert len(update) == 48 and {"labels", "clean_label"} <= set(update[0])
+    assert any(update[i]["labels"] != update[i]["clean_label"] for i in range(48))  # noisy labels, told the clean
+    assert [log["step"] for log in trainer.state.log_history if "mentornet/curriculum_update" in log] == [5]
+    after = trainer.curriculum.state_dict()
+    assert any(not torch.equal(before[name], after[name].cpu()) for name in before)

@@ -10,7 +10,14 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from hf_mentornet import MentorNetConfig, MentorNetModel, feature_grid
-from hf_mentornet.learning import _histories, auroc, curriculum_mse, learn_from_records, learn_predefined
+from hf_mentornet.learning import (
+    _histories,
+    _percentile_references,
+    auroc,
+    curriculum_mse,
+    learn_from_records,
+    learn_predefined,
+)
 from hf_mentornet.plotting import plot_curriculum, plot_weight_histogram
 
 
@@ -91,6 +98,22 @@ def test_learn_from_records_tells_clean_from_noisy():
     assert model.config.learned_from["dataset"] == "synthetic"
     assert model.config.learned_from["heldout_accuracy"] == metrics["heldout_accuracy"]
     assert config.learned_from == {"dataset": "synthetic", "student": "none"}  # the caller's config is not modified
+
+
+def test_loss_diff_reference_epoch_or_all():
+    # Losses fall with training: the paper's moving percentile at epoch e is a percentile of epoch e's losses.
+    loss = np.array([4.0, 6.0, 8.0, 0.5, 1.0, 1.5], dtype=np.float32)
+    epoch = np.array([10, 10, 10, 90, 90, 90])
+    by_epoch = _percentile_references(loss, epoch, [50, 100], "epoch")
+    np.testing.assert_allclose(by_epoch, [[6.0, 6.0, 6.0, 1.0, 1.0, 1.0], [8.0, 8.0, 8.0, 1.5, 1.5, 1.5]])
+    overall = _percentile_references(loss, epoch, [50, 100], "all")
+    np.testing.assert_allclose(overall, [[2.75] * 6, [8.0] * 6])
+    records = synthetic_records(num_samples=100)
+    for reference in ("epoch", "all"):
+        _, metrics = learn_from_records(records, loss_diff_reference=reference, max_steps=5)
+        assert metrics["loss_diff_reference"] == reference
+    with pytest.raises(ValueError, match="`loss_diff_reference`='batch' must be 'epoch'"):
+        learn_from_records(records, loss_diff_reference="batch", max_steps=1)
 
 
 def test_learn_from_records_with_history_dict_and_dataframe():

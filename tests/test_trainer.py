@@ -12,7 +12,7 @@ from sklearn.datasets import load_digits
 from torch import nn
 
 from hf_mentornet import MentorNetConfig, MentorNetModel
-from hf_mentornet.learning import auroc, learn_predefined
+from hf_mentornet.learning import auroc, learn_from_records, learn_predefined
 from hf_mentornet.trainer import MentorNetTrainer
 from hf_mentornet.training_args import MentorNetTrainingArguments
 
@@ -294,6 +294,38 @@ def test_curriculum_update_happens_at_the_configured_step(tmp_path, self_paced_m
     assert [log["step"] for log in updates] == [3]
     assert not torch.equal(before, params_of(trainer.curriculum))
     assert torch.equal(before, params_of(self_paced_mentornet))  # the given MentorNet is not modified
+
+
+def test_data_driven_update_learns_at_the_epoch_the_mentornet_is_asked(tmp_path, self_paced_mentornet, monkeypatch):
+    # With the epoch fixed after burn-in, the MentorNet is always asked at the burn-in epoch: the update's records
+    # must carry that epoch, not the current one, or the re-learned weights are never the ones used.
+    import hf_mentornet.trainer as trainer_module
+
+    seen = {}
+
+    def recording_learn(records, **kwargs):
+        seen["epoch"] = np.unique(records["epoch"]).tolist()
+        return learn_from_records(records, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "learn_from_records", recording_learn)
+    args = make_args(
+        tmp_path,
+        max_steps=8,
+        curriculum_update_at=[0.5],
+        curriculum_update_steps=5,
+        burn_in_fraction=0.25,
+        fixed_epoch_after_burn_in=True,
+    )
+    trainer = MentorNetTrainer(
+        model=MLP(),
+        args=args,
+        data_collator=collate,
+        train_dataset=digits(0.4, size=128),
+        curriculum=self_paced_mentornet,
+        curriculum_update_dataset=digits(0.4, size=64, start=1500),
+    )
+    trainer.train()
+    assert seen["epoch"] == [25]
 
 
 def test_closed_form_branch_lands_on_eq7(tmp_path):
