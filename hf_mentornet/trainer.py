@@ -545,7 +545,7 @@ class MentorNetTrainer(Trainer):
         # Records carry the epoch feature the MentorNet will be given from now on, so that what it learns is
         # what it is asked (with `fixed_epoch_after_burn_in`, the burn-in epoch, not the current one).
         epoch = self._mentornet_epoch(min(99, 100 * step // max(self.state.max_steps, 1)))
-        learned = self.curriculum
+        learned, fit = self.curriculum, {}
         if self.accelerator.is_main_process:
             if self.curriculum_update_dataset is not None:
                 predictions = self._student_predictions(self.curriculum_update_dataset)
@@ -563,6 +563,7 @@ class MentorNetTrainer(Trainer):
                     init_model=self.curriculum.cpu(),
                 )
                 source = f"{len(records['loss'])} records of `curriculum_update_dataset`"
+                fit = {"mentornet/update_heldout_auroc": metrics["heldout_auroc"]}
             else:
                 buffer = self._feature_buffer
                 num_features = min(buffer["count"], buffer["loss"].shape[0])
@@ -577,13 +578,15 @@ class MentorNetTrainer(Trainer):
                     features=features,
                 )
                 source = f"{num_features} recent student features, target {config.curriculum_name!r}"
+                fit = {"mentornet/update_test_mse": metrics["test_mse"]}
             logger.info(f"Step {step}: re-learned the MentorNet on {source}: {metrics}")
         learned = learned.to(args.device).eval()
         if self.accelerator.num_processes > 1:
             for tensor in learned.state_dict().values():
                 tensor.copy_(broadcast(tensor.contiguous(), from_process=0))
         self.curriculum = learned
-        self.log({"mentornet/curriculum_update": float(self._next_curriculum_update + 1)})
+        # The fit's quality is known on the main process only, which is the one that reports.
+        self.log({"mentornet/curriculum_update": float(self._next_curriculum_update + 1), **fit})
 
     @torch.no_grad()
     def _student_predictions(self, dataset: Any) -> dict[str, np.ndarray]:

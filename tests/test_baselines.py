@@ -214,14 +214,15 @@ def test_data_driven_update_on_known_clean_training_samples(digits, tmp_path):
         curriculum_update_steps=5,
     )
     common = {"noise_rate": 0.4, "transform_kwargs": {"image_size": 16}}
-    with pytest.raises(ValueError, match=r"`curriculum_update_size`=48 needs `curriculum_update_at` \(got \[\]\)"):
+    with pytest.raises(ValueError, match=r"`curriculum_update_size`=90 needs `curriculum_update_at` \(got \[\]\)"):
         no_update = replace(args, curriculum_update_at=[])
-        run_experiment(digits, tiny_student, "mentornet-dd", no_update, **common, curriculum_update_size=48)
+        run_experiment(digits, tiny_student, "mentornet-dd", no_update, **common, curriculum_update_size=90)
     before = load_curriculum("mentornet-dd").state_dict()
-    _, trainer = run_experiment(digits, tiny_student, "mentornet-dd", args, **common, curriculum_update_size=48)
+    _, trainer = run_experiment(digits, tiny_student, "mentornet-dd", args, **common, curriculum_update_size=90)
     update = trainer.curriculum_update_dataset
-    assert len(update) == 48 and {"labels", "clean_label"} <= set(update[0])
-    assert any(update[i]["labels"] != update[i]["clean_label"] for i in range(48))  # noisy labels, told the clean
-    assert [log["step"] for log in trainer.state.log_history if "mentornet/curriculum_update" in log] == [5]
+    assert len(update) == 90 and {"labels", "clean_label"} <= set(update[0])
+    assert any(update[i]["labels"] != update[i]["clean_label"] for i in range(90))  # noisy labels, told the clean
+    updates = [log for log in trainer.state.log_history if "mentornet/curriculum_update" in log]
+    assert [log["step"] for log in updates] == [5] and 0.0 <= updates[0]["mentornet/update_heldout_auroc"] <= 1.0
     after = trainer.curriculum.state_dict()
     assert any(not torch.equal(before[name], after[name].cpu()) for name in before)

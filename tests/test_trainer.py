@@ -292,6 +292,8 @@ def test_curriculum_update_happens_at_the_configured_step(tmp_path, self_paced_m
     trainer.train()
     updates = [log for log in trainer.state.log_history if "mentornet/curriculum_update" in log]
     assert [log["step"] for log in updates] == [3]
+    fit = "mentornet/update_heldout_auroc" if with_dataset else "mentornet/update_test_mse"
+    assert 0.0 <= updates[0][fit] <= 1.0
     assert not torch.equal(before, params_of(trainer.curriculum))
     assert torch.equal(before, params_of(self_paced_mentornet))  # the given MentorNet is not modified
 
