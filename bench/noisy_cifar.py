@@ -190,9 +190,9 @@ def student_factory(drop_rate: float = 0.0) -> Callable[[], nn.Module]:
 
 
 def training_arguments(cli, regime: str, run_dir: str, seed: int, **overrides) -> MentorNetTrainingArguments:
-    """The protocol's training arguments (the module docstring) for one run."""
+    """The protocol's training arguments (the module docstring) for one run; `overrides` replace any of them."""
     settings = REGIMES[regime]
-    return MentorNetTrainingArguments(
+    protocol = dict(
         output_dir=run_dir,
         per_device_train_batch_size=cli.batch_size,
         per_device_eval_batch_size=500,
@@ -215,8 +215,8 @@ def training_arguments(cli, regime: str, run_dir: str, seed: int, **overrides) -
         focal_gamma=cli.focal_gamma,
         reed_beta=cli.reed_beta,
         self_paced_percentile=cli.self_paced_percentile,
-        **overrides,
     )
+    return MentorNetTrainingArguments(**{**protocol, **overrides})
 
 
 def run_name(method: str, cli) -> str:
