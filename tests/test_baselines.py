@@ -145,6 +145,23 @@ def tiny_student():
     )
 
 
+def experiment_args(tmp_path, **overrides) -> MentorNetTrainingArguments:
+    """Small, quiet CPU training arguments for `run_experiment` on the digits."""
+    settings = {
+        "output_dir": str(tmp_path),
+        "per_device_train_batch_size": 32,
+        "per_device_eval_batch_size": 64,
+        "learning_rate": 0.05,
+        "optim": "sgd",
+        "report_to": "none",
+        "save_strategy": "no",
+        "use_cpu": True,
+        "seed": 0,
+        "disable_tqdm": True,
+    }
+    return MentorNetTrainingArguments(**{**settings, **overrides})
+
+
 def test_unknown_method_lists_the_methods(digits, tmp_path):
     args = MentorNetTrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
     with pytest.raises(ValueError, match="co-teaching") as error:
@@ -158,20 +175,7 @@ def test_unknown_method_lists_the_methods(digits, tmp_path):
 )
 def test_method_end_to_end(digits, tmp_path, method):
     assert method in METHODS
-    args = MentorNetTrainingArguments(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=32,
-        per_device_eval_batch_size=64,
-        num_train_epochs=1,
-        learning_rate=0.05,
-        optim="sgd",
-        report_to="none",
-        save_strategy="no",
-        logging_steps=1,
-        use_cpu=True,
-        seed=0,
-        disable_tqdm=True,
-    )
+    args = experiment_args(tmp_path, num_train_epochs=1, logging_steps=1)
     result, trainer = run_experiment(
         digits, tiny_student, method, args, noise_rate=0.4, transform_kwargs={"image_size": 16}
     )
@@ -198,21 +202,7 @@ def test_method_end_to_end(digits, tmp_path, method):
 
 
 def test_data_driven_update_on_known_clean_training_samples(digits, tmp_path):
-    args = MentorNetTrainingArguments(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=32,
-        per_device_eval_batch_size=64,
-        max_steps=10,
-        learning_rate=0.05,
-        optim="sgd",
-        report_to="none",
-        save_strategy="no",
-        use_cpu=True,
-        seed=0,
-        disable_tqdm=True,
-        curriculum_update_at=[0.5],
-        curriculum_update_steps=5,
-    )
+    args = experiment_args(tmp_path, max_steps=10, curriculum_update_at=[0.5], curriculum_update_steps=5)
     common = {"noise_rate": 0.4, "transform_kwargs": {"image_size": 16}}
     with pytest.raises(ValueError, match=r"`curriculum_update_size`=90 needs `curriculum_update_at` \(got \[\]\)"):
         no_update = replace(args, curriculum_update_at=[])
