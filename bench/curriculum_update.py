@@ -112,14 +112,16 @@ def main() -> None:
         seed=cli.seed,
         init_model=shipped,
     )
+    mentornets = {
+        "shipped DD (before)": shipped,
+        "re-learned (after)": trainer.curriculum.cpu(),
+        "re-fit on the run's records (alternative)": over_run.eval(),
+    }
     with torch.no_grad():
         weights = {
-            "shipped DD (before)": shipped(loss=loss, loss_diff=loss - moving_average, epoch=epoch).weights,
-            "re-learned (after)": trainer.curriculum.cpu()(loss=loss, loss_diff=loss - moving_average, epoch=epoch).weights,
-            "re-fit on the run's records (alternative)": over_run.eval()(
-                loss=loss, loss_diff=loss - moving_average, epoch=epoch
-            ).weights,
-        }  # fmt: skip
+            name: mentornet(loss=loss, loss_diff=loss - moving_average, epoch=epoch).weights
+            for name, mentornet in mentornets.items()
+        }
     print(f"\nWeight given to a loss (loss_diff = loss - {moving_average:.2f}, the {trainer.loss_p_percentile:g} "
           f"quantile of the training losses just before the update; epoch feature {epoch}):\n")  # fmt: skip
     print("| MentorNet | " + " | ".join(f"loss {value:g}" for value in LOSSES) + " |")
