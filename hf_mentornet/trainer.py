@@ -222,6 +222,7 @@ class MentorNetTrainer(Trainer):
         self._metrics: dict[str, defaultdict[str, list[torch.Tensor]]] = {"train": defaultdict(list)}
         self._step_weight_sum = torch.zeros((), device=device)
         self._step_weight_count = 0
+        self._batch_mean_weight = torch.ones((), device=device)  # of the last global batch, for "weight_sum"
         # Co-teaching normalises its loss by the number of selected samples (Han et al.) and keeps the weight decay.
         if self.args.scale_weight_decay_by_mean_weight and not self._co_teaching:
             self.add_callback(_ScaleWeightDecayCallback(self))
@@ -316,7 +317,9 @@ class MentorNetTrainer(Trainer):
         """The weighted loss `sum_i v_i * l_i / b` of a training batch.
 
         `b` is `num_items_in_batch` (the samples of the optimizer step over all micro-batches and processes) divided
-        by the number of processes, whose gradients data parallelism averages; without it, the batch size.
+        by the number of processes, whose gradients data parallelism averages; without it, the batch size. With
+        `loss_normalization="weight_sum"`, `b` is further multiplied by the global batch's mean weight, so the
+        processes' averaged gradients are those of `sum_i v_i * l_i / sum_i v_i`.
         """
         inputs, labels, targets = self._pop_targets(inputs)
         if labels is None:
@@ -333,6 +336,9 @@ class MentorNetTrainer(Trainer):
             return self._co_teaching_loss(logits, labels, targets, denominator, return_outputs)
         losses = self._training_loss(logits, labels)
         weights = self._sample_weights(losses.detach(), labels, targets)
+        if self.args.loss_normalization == "weight_sum":
+            # A batch whose weights are all 0 has a zero loss either way; the floor only avoids 0 / 0.
+            denominator = denominator * self._batch_mean_weight.clamp_min(1e-12)
         loss = (weights * losses).sum() / denominator
         return (loss, logits) if return_outputs else loss
 
@@ -399,6 +405,7 @@ class MentorNetTrainer(Trainer):
             keep = torch.randperm(size, generator=self._dropout_generator) < math.floor(size * (1.0 - rate))
             weights = weights * keep.to(weights.device)
 
+        self._batch_mean_weight = weights.mean()
         if self.args.scale_weight_decay_by_mean_weight:
             self._step_weight_sum += weights.sum()
             self._step_weight_count += weights.shape[0]

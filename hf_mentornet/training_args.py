@@ -13,6 +13,7 @@ __all__ = ["MentorNetTrainingArguments"]
 
 CURRICULUM_TYPES = ("mentornet", "closed-form", "self-paced")
 LOSS_TYPES = ("cross_entropy", "focal", "reed-soft", "reed-hard")
+LOSS_NORMALIZATIONS = ("batch_size", "weight_sum")
 
 
 @dataclass
@@ -147,6 +148,17 @@ class MentorNetTrainingArguments(TrainingArguments):
             "flag's string '0.5,17,0.05,83'. [[0, 100]] disables it. None: the curriculum's value."
         },
     )
+    loss_normalization: str = field(
+        default="batch_size",
+        metadata={
+            "help": "What the weighted loss sum(v_i * l_i) is divided by. 'batch_size': b, the paper's objective "
+            "(Eq. 1 / Algorithm 1), so a batch whose weights are small takes a small step. 'weight_sum': sum(v_i) "
+            "over the global batch (per micro-batch with gradient accumulation), a weighted mean whose step does "
+            "not shrink with the curriculum's selection, as co-teaching averages over the samples it keeps; then "
+            "`scale_weight_decay_by_mean_weight`, which compensates the /b step, is usually left off.",
+            "choices": list(LOSS_NORMALIZATIONS),
+        },
+    )
     scale_weight_decay_by_mean_weight: bool = field(
         default=False,
         metadata={
@@ -214,6 +226,11 @@ class MentorNetTrainingArguments(TrainingArguments):
             )
         if self.loss_type not in LOSS_TYPES:
             raise ValueError(f"`loss_type`={self.loss_type!r} is not supported; use one of {list(LOSS_TYPES)}.")
+        if self.loss_normalization not in LOSS_NORMALIZATIONS:
+            raise ValueError(
+                f"`loss_normalization`={self.loss_normalization!r} is not supported; use one of "
+                f"{list(LOSS_NORMALIZATIONS)} ('batch_size' is the paper's)."
+            )
         if self.focal_gamma < 0:
             raise ValueError(f"`focal_gamma`={self.focal_gamma!r} must be >= 0 (0 is the cross-entropy), e.g. 2.")
         if not 0.0 < self.reed_beta <= 1.0:

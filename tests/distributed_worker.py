@@ -1,7 +1,8 @@
 """Worker of tests/test_distributed.py: train a few MentorNet steps and save the weights the curriculum gave.
 
-Run as `python -m torch.distributed.run --nproc_per_node 2 tests/distributed_worker.py OUT BATCH` (each process
-takes BATCH samples per step) or as `python tests/distributed_worker.py OUT BATCH` (one process).
+Run as `python -m torch.distributed.run --nproc_per_node 2 tests/distributed_worker.py OUT BATCH NORMALIZATION` (each
+process takes BATCH samples per step; NORMALIZATION is the `loss_normalization`) or as
+`python tests/distributed_worker.py OUT BATCH NORMALIZATION` (one process).
 """
 
 import os
@@ -17,7 +18,7 @@ from hf_mentornet.trainer import MentorNetTrainer  # noqa: E402
 
 
 def main() -> None:
-    output, batch_size = sys.argv[1], int(sys.argv[2])
+    output, batch_size, loss_normalization = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     torch.set_num_threads(1)
     args = make_args(
         os.path.join(os.path.dirname(output), "run"),
@@ -26,6 +27,7 @@ def main() -> None:
         example_dropout_schedule=[[0.5, 100]],
         loss_moving_average_decay=0.5,
         record_student=True,
+        loss_normalization=loss_normalization,
     )
     trainer = MentorNetTrainer(
         model=MLP(),

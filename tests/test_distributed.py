@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 WORKER = os.path.join(os.path.dirname(__file__), "distributed_worker.py")
@@ -15,7 +16,8 @@ def run(command, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-def test_two_processes_match_one_process_with_the_global_batch(tmp_path):
+@pytest.mark.parametrize("loss_normalization", ["batch_size", "weight_sum"])
+def test_two_processes_match_one_process_with_the_global_batch(tmp_path, loss_normalization):
     (tmp_path / "two").mkdir()
     (tmp_path / "one").mkdir()
     run(
@@ -28,10 +30,11 @@ def test_two_processes_match_one_process_with_the_global_batch(tmp_path):
             WORKER,
             str(tmp_path / "two" / "out.pt"),
             "8",
+            loss_normalization,
         ],
         tmp_path,
     )
-    run([sys.executable, WORKER, str(tmp_path / "one" / "out.pt"), "16"], tmp_path)
+    run([sys.executable, WORKER, str(tmp_path / "one" / "out.pt"), "16", loss_normalization], tmp_path)
     two = torch.load(tmp_path / "two" / "out.pt")
     one = torch.load(tmp_path / "one" / "out.pt")
     assert (two["world_size"], one["world_size"]) == (2, 1)

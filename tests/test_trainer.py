@@ -118,6 +118,23 @@ def test_weighted_loss_is_sum_of_weighted_losses_over_batch_size(tmp_path):
     assert not torch.allclose(loss, losses.mean())  # the weights matter
 
 
+def test_weight_sum_normalization_gives_the_weighted_mean(tmp_path):
+    trainer = make_trainer(
+        tmp_path, loss_normalization="weight_sum", loss_moving_average_decay=0.9, loss_p_percentile=0.75
+    )
+    trainer.state.max_steps, trainer.state.global_step = 100, 37
+    batch = batch_of(trainer.train_dataset)
+    loss = trainer.compute_loss(trainer.model, dict(batch))
+
+    with torch.no_grad():
+        losses = F.cross_entropy(trainer.model(batch["pixel_values"]), batch["labels"], reduction="none")
+        loss_diff = losses - 0.1 * torch.quantile(losses, 0.75)
+        weights = trainer.curriculum(loss=losses, loss_diff=loss_diff, epoch=37).weights
+    assert weights.mean() < 0.9  # far enough from 1 that the two normalizations differ
+    assert torch.allclose(loss, (weights * losses).sum() / weights.sum(), atol=1e-6)
+    assert not torch.allclose(loss, (weights * losses).sum() / len(losses), atol=1e-3)
+
+
 def test_burn_in_and_example_dropout(tmp_path):
     trainer = make_trainer(tmp_path, burn_in_fraction=0.2, example_dropout_schedule=[[0.5, 30], [0.25, 70]])
     trainer.state.max_steps = 100
@@ -141,12 +158,13 @@ def test_burn_in_and_example_dropout(tmp_path):
     assert torch.equal(first, trainer._sample_weights(losses, labels, {}))
 
 
-def test_all_zero_weights_train_without_nan(tmp_path):
+@pytest.mark.parametrize("loss_normalization", ["batch_size", "weight_sum"])
+def test_all_zero_weights_train_without_nan(tmp_path, loss_normalization):
     mentornet = random_mentornet()
     with torch.no_grad():
         mentornet.fc2.weight.zero_()
         mentornet.fc2.bias.fill_(-1e4)  # sigmoid -> exactly 0
-    trainer = make_trainer(tmp_path, curriculum=mentornet, max_steps=3)
+    trainer = make_trainer(tmp_path, curriculum=mentornet, max_steps=3, loss_normalization=loss_normalization)
     before = params_of(trainer.model)
     trainer.train()
     losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
@@ -390,6 +408,8 @@ def test_bad_inputs_raise_naming_the_argument(tmp_path):
         make_args(tmp_path, curriculum_update_at=[0.5, 1.2])
     with pytest.raises(ValueError, match="curriculum_type"):
         make_args(tmp_path, curriculum_type="bogus")
+    with pytest.raises(ValueError, match="`loss_normalization`='mean'.*'weight_sum'"):
+        make_args(tmp_path, loss_normalization="mean")
     with pytest.raises(ValueError, match="curriculum_name"):
         MentorNetTrainer(MLP(), make_args(tmp_path, curriculum_update_at=[0.5]), curriculum=random_mentornet())
     closed_form = make_trainer(tmp_path, curriculum_type="closed-form")
