@@ -392,7 +392,7 @@ def detection_table(records: list[dict], noise_rates: list[float]) -> str:
     for regime in dict.fromkeys(record["regime"] for record in detecting):
         header = " | ".join(f"p={rate:g} precision / recall / AUROC" for rate in noise_rates)
         lines += [f"\n### {regime}: label issues\n", f"| ranking | {header} |", "|---" * (1 + len(noise_rates)) + "|"]
-        found = {record["method"] for record in detecting}
+        found = {record["method"] for record in detecting if record["regime"] == regime}
         order = [*DETECTING_METHODS, *sorted(found - {*DETECTING_METHODS, "cleanlab"}), "cleanlab"]
         for method in (method for method in order if method in found):
             cells = []
