@@ -12,7 +12,7 @@ clean labels (the same noise draw), and prints per regime and noise rate:
   share of that class's uncorrupted samples fitted (a curriculum that stops training on a class shows here).
 
 The `label_issues.csv` files are not committed (`.gitignore`): run `bench/noisy_cifar.py` first, then, from the
-repository root (a minute; it trains nothing):
+repository root (~10 seconds; it trains nothing):
 
     HF_HUB_OFFLINE=1 python bench/selection_diagnosis.py --output_dir bench/results/noisy_cifar
 """
@@ -56,17 +56,20 @@ def main() -> None:
     parser.add_argument("--output_dir", default="bench/results/noisy_cifar")
     parser.add_argument("--train_subset", type=int, default=20_000, help="As the runs' (bench/noisy_cifar.py).")
     cli = parser.parse_args()
-    train = load_cifar(cli.data, cli.train_subset)["train"]
-    names = train.features["label"].names
+    # The noise draw depends on the labels, the rate and the seed only: draw it once per (rate, seed), without images.
+    labels = load_cifar(cli.data, cli.train_subset)["train"].select_columns(["label"])
+    names = labels.features["label"].names
+    draws: dict[tuple[float, int], tuple[np.ndarray, np.ndarray]] = {}
     rows: dict[tuple[str, float], list[dict]] = {}
     for path in sorted(glob.glob(os.path.join(cli.output_dir, "*", "noise-*", "*", "seed-*", "label_issues.csv"))):
         with open(os.path.join(os.path.dirname(path), "run.json")) as file:
             run = json.load(file)
-        noisy = inject_label_noise(train, run["noise_rate"], "uniform", seed=run["seed"], label_column="label")
-        order = np.argsort(noisy["sample_index"])
-        clean_label = np.asarray(noisy["clean_label"])[order]
-        is_noisy = np.asarray(noisy["is_noisy"], dtype=bool)[order]
-        row = diagnose(pd.read_csv(path), clean_label, is_noisy, names)
+        key = (run["noise_rate"], run["seed"])
+        if key not in draws:
+            noisy = inject_label_noise(labels, key[0], "uniform", seed=key[1], label_column="label")
+            order = np.argsort(noisy["sample_index"])
+            draws[key] = np.asarray(noisy["clean_label"])[order], np.asarray(noisy["is_noisy"], dtype=bool)[order]
+        row = diagnose(pd.read_csv(path), *draws[key], names)
         rows.setdefault((run["regime"], run["noise_rate"]), []).append(
             {"method": run["method"], "seed": run["seed"], **row}
         )
