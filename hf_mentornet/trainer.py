@@ -73,7 +73,8 @@ class MentorNetTrainer(Trainer):
     Algorithm 1 "SPADE").
 
     At each step the per-sample cross-entropy `l_i` of the batch gives the MentorNet features: `l_i`,
-    `l_i - l_pt` where `l_pt` is a moving average of the p-th percentile of the batch losses, label 0 and the training
+    `l_i - l_pt` where `l_pt` is a moving average of the p-th percentile of the batch losses (of the losses of the
+    sample's own label class with `loss_percentile_per_class`, an option beyond the paper), label 0 and the training
     progress `epoch = min(99, floor(100 * global_step / max_steps))`. The weights `v_i` (no gradient) come from the
     MentorNet (`curriculum_type="mentornet"`, step 11) or from a projected gradient step on Eq. 6 of the paper
     (`"closed-form"`, step 9); they are 1 during burn-in and example dropout zeroes a random part of them. The loss is
@@ -335,7 +336,7 @@ class MentorNetTrainer(Trainer):
         if self._co_teaching and logits.dim() == 3:
             return self._co_teaching_loss(logits, labels, targets, denominator, return_outputs)
         losses = self._training_loss(logits, labels)
-        weights = self._sample_weights(losses.detach(), labels, targets)
+        weights = self._sample_weights(losses.detach(), labels, targets, logits.shape[-1])
         if self.args.loss_normalization == "weight_sum":
             # A batch whose weights are all 0 has a zero loss either way; the floor only avoids 0 / 0.
             denominator = denominator * self._batch_mean_weight.clamp_min(1e-12)
@@ -367,7 +368,7 @@ class MentorNetTrainer(Trainer):
 
     @torch.no_grad()
     def _sample_weights(
-        self, losses: torch.Tensor, labels: torch.Tensor, targets: dict[str, torch.Tensor]
+        self, losses: torch.Tensor, labels: torch.Tensor, targets: dict[str, torch.Tensor], num_classes: int
     ) -> torch.Tensor:
         """The weights of this process's samples, decided on the global batch (all processes) so that every process
         agrees and N processes with batch b weight as one process with batch N*b."""
@@ -379,10 +380,7 @@ class MentorNetTrainer(Trainer):
         step, max_steps = self.state.global_step, max(self.state.max_steps, 1)
         epoch = min(99, 100 * step // max_steps)
 
-        decay = self.loss_moving_average_decay
-        percentile = torch.quantile(loss, self.loss_p_percentile)
-        self._loss_moving_average.mul_(decay).add_((1.0 - decay) * percentile)
-        loss_diff = loss - self._loss_moving_average
+        loss_diff = self._update_loss_moving_average(loss, batch["label"], num_classes)
         mentornet_epoch = self._mentornet_epoch(epoch)
 
         if step < self.burn_in_fraction * max_steps:
@@ -420,6 +418,20 @@ class MentorNetTrainer(Trainer):
             size = losses.shape[0]
             weights = weights[self.accelerator.process_index * size : (self.accelerator.process_index + 1) * size]
         return weights
+
+    def _update_loss_moving_average(self, loss: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+        """Move the average of the p-th loss percentile (one per class with `loss_percentile_per_class`, of the classes
+        in the batch) and return each sample's `loss_diff`, its loss minus the average it is compared with."""
+        decay, p = self.loss_moving_average_decay, self.loss_p_percentile
+        if not self.args.loss_percentile_per_class:
+            self._loss_moving_average.mul_(decay).add_((1.0 - decay) * torch.quantile(loss, p))
+            return loss - self._loss_moving_average
+        if self._loss_moving_average.dim() == 0:
+            self._loss_moving_average = torch.zeros(num_classes, device=loss.device)
+        for label in labels.unique():
+            percentile = torch.quantile(loss[labels == label], p)
+            self._loss_moving_average[label] = decay * self._loss_moving_average[label] + (1.0 - decay) * percentile
+        return loss - self._loss_moving_average[labels]
 
     def _mentornet_epoch(self, epoch: int) -> int:
         """The epoch feature the MentorNet is given at training progress `epoch` (clamped to the burn-in epoch
@@ -502,7 +514,7 @@ class MentorNetTrainer(Trainer):
             total = {name: torch.stack(values).float().sum().item() for name, values in metrics.items()}
             logs["mentornet/mean_weight"] = total["weight_sum"] / total["num_samples"]
             logs["mentornet/data_utilisation"] = total["num_nonzero"] / total["num_samples"]
-            logs["mentornet/loss_moving_average"] = metrics["loss_moving_average"][-1].item()
+            logs["mentornet/loss_moving_average"] = metrics["loss_moving_average"][-1].mean().item()
             if "num_clean" in total:
                 num_noisy = total["num_samples"] - total["num_clean"]
                 logs["mentornet/mean_weight_clean"] = total["clean_weight_sum"] / max(total["num_clean"], 1)

@@ -148,6 +148,16 @@ class MentorNetTrainingArguments(TrainingArguments):
             "flag's string '0.5,17,0.05,83'. [[0, 100]] disables it. None: the curriculum's value."
         },
     )
+    loss_percentile_per_class: bool = field(
+        default=False,
+        metadata={
+            "help": "Keep one moving average of the p-th loss percentile per (noisy) label class and give each sample "
+            "its gap to its own class's average as `loss_diff`. Not in the paper, whose single batch-wide average "
+            "lets loss-based selection starve a class the student finds hard: its losses are high, so its samples "
+            "are dropped, so it stays hard (measured in bench/RESULTS.md). Per class, each class keeps its "
+            "easiest samples."
+        },
+    )
     loss_normalization: str = field(
         default="batch_size",
         metadata={

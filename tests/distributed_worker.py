@@ -1,8 +1,8 @@
 """Worker of tests/test_distributed.py: train a few MentorNet steps and save the weights the curriculum gave.
 
-Run as `python -m torch.distributed.run --nproc_per_node 2 tests/distributed_worker.py OUT BATCH NORMALIZATION` (each
-process takes BATCH samples per step; NORMALIZATION is the `loss_normalization`) or as
-`python tests/distributed_worker.py OUT BATCH NORMALIZATION` (one process).
+Run as `python -m torch.distributed.run --nproc_per_node 2 tests/distributed_worker.py OUT BATCH NORMALIZATION PER_CLASS`
+(each process takes BATCH samples per step; NORMALIZATION is the `loss_normalization`, PER_CLASS 0 or 1 the
+`loss_percentile_per_class`) or as `python tests/distributed_worker.py OUT BATCH NORMALIZATION PER_CLASS` (one process).
 """
 
 import os
@@ -18,7 +18,7 @@ from hf_mentornet.trainer import MentorNetTrainer  # noqa: E402
 
 
 def main() -> None:
-    output, batch_size, loss_normalization = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    output, batch_size, loss_normalization, per_class = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4] == "1"
     torch.set_num_threads(1)
     args = make_args(
         os.path.join(os.path.dirname(output), "run"),
@@ -28,6 +28,7 @@ def main() -> None:
         loss_moving_average_decay=0.5,
         record_student=True,
         loss_normalization=loss_normalization,
+        loss_percentile_per_class=per_class,
     )
     trainer = MentorNetTrainer(
         model=MLP(),

@@ -16,8 +16,10 @@ def run(command, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-@pytest.mark.parametrize("loss_normalization", ["batch_size", "weight_sum"])
-def test_two_processes_match_one_process_with_the_global_batch(tmp_path, loss_normalization):
+@pytest.mark.parametrize(
+    ("loss_normalization", "per_class"), [("batch_size", "0"), ("weight_sum", "0"), ("batch_size", "1")]
+)
+def test_two_processes_match_one_process_with_the_global_batch(tmp_path, loss_normalization, per_class):
     (tmp_path / "two").mkdir()
     (tmp_path / "one").mkdir()
     run(
@@ -31,10 +33,11 @@ def test_two_processes_match_one_process_with_the_global_batch(tmp_path, loss_no
             str(tmp_path / "two" / "out.pt"),
             "8",
             loss_normalization,
+            per_class,
         ],
         tmp_path,
     )
-    run([sys.executable, WORKER, str(tmp_path / "one" / "out.pt"), "16", loss_normalization], tmp_path)
+    run([sys.executable, WORKER, str(tmp_path / "one" / "out.pt"), "16", loss_normalization, per_class], tmp_path)
     two = torch.load(tmp_path / "two" / "out.pt")
     one = torch.load(tmp_path / "one" / "out.pt")
     assert (two["world_size"], one["world_size"]) == (2, 1)

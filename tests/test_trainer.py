@@ -135,6 +135,25 @@ def test_weight_sum_normalization_gives_the_weighted_mean(tmp_path):
     assert not torch.allclose(loss, (weights * losses).sum() / len(losses), atol=1e-3)
 
 
+def test_loss_percentile_per_class_keeps_the_easy_samples_of_a_hard_class(tmp_path, self_paced_mentornet):
+    # Class 0 is hard (every loss above class 1's): the batch-wide percentile drops all of it, the per-class one keeps
+    # its easier half. The self-paced curriculum weights 1[loss_diff <= 0].
+    losses = torch.cat([torch.linspace(3.0, 4.0, 8), torch.linspace(0.0, 1.0, 8)])
+    labels = torch.tensor([0] * 8 + [1] * 8)
+    settings = {"loss_moving_average_decay": 0.0, "loss_p_percentile": 0.5}
+    weights = {}
+    for per_class in (False, True):
+        trainer = make_trainer(
+            tmp_path, curriculum=self_paced_mentornet, loss_percentile_per_class=per_class, **settings
+        )
+        trainer.state.max_steps, trainer.state.global_step = 100, 50
+        weights[per_class] = trainer._sample_weights(losses, labels, {}, 10)
+    assert torch.allclose(trainer._loss_moving_average[:2], torch.tensor([3.5, 0.5]))
+    assert torch.equal(trainer._loss_moving_average[2:], torch.zeros(8))  # classes not in the batch are not moved
+    assert weights[False][:8].mean() < 0.1
+    assert weights[True][:3].min() > 0.8 and weights[True][5:8].max() < 0.2
+
+
 def test_burn_in_and_example_dropout(tmp_path):
     trainer = make_trainer(tmp_path, burn_in_fraction=0.2, example_dropout_schedule=[[0.5, 30], [0.25, 70]])
     trainer.state.max_steps = 100
@@ -142,20 +161,20 @@ def test_burn_in_and_example_dropout(tmp_path):
     labels = torch.zeros(16, dtype=torch.long)
 
     trainer.state.global_step = 19  # burn-in with dropout 0.5: 8 of 16 keep weight 1
-    weights = trainer._sample_weights(losses, labels, {})
+    weights = trainer._sample_weights(losses, labels, {}, 10)
     assert sorted(weights.tolist()) == [0.0] * 8 + [1.0] * 8
 
     trainer.state.global_step = 40  # after burn-in, dropout 0.25: floor(16 * 0.75) = 12 keep their MentorNet weight
-    weights = trainer._sample_weights(losses, labels, {})
+    weights = trainer._sample_weights(losses, labels, {}, 10)
     assert int((weights > 0).sum()) == 12 and ((weights > 0) & (weights < 1)).any()
 
     # The dropout draws come from a generator seeded by args.seed: the same seed repeats them.
     again = make_trainer(tmp_path, burn_in_fraction=0.2, example_dropout_schedule=[[0.5, 30], [0.25, 70]])
     again.state.max_steps, again.state.global_step = 100, 19
-    first = again._sample_weights(losses, labels, {})
+    first = again._sample_weights(losses, labels, {}, 10)
     trainer._dropout_generator.manual_seed(0)
     trainer.state.global_step = 19
-    assert torch.equal(first, trainer._sample_weights(losses, labels, {}))
+    assert torch.equal(first, trainer._sample_weights(losses, labels, {}, 10))
 
 
 @pytest.mark.parametrize("loss_normalization", ["batch_size", "weight_sum"])
@@ -271,8 +290,10 @@ def test_noisy_digits_metrics_records_and_label_issues(tmp_path, self_paced_ment
     assert auroc(np.asarray(issues["score"]), is_noisy) > 0.6
 
 
-def test_resume_gives_the_same_run(tmp_path):
+@pytest.mark.parametrize("per_class", [False, True])
+def test_resume_gives_the_same_run(tmp_path, per_class):
     settings = {
+        "loss_percentile_per_class": per_class,
         "max_steps": 8,
         "save_strategy": "steps",
         "save_steps": 4,
