@@ -763,6 +763,7 @@ class MentorNetTrainer(Trainer):
             with open(path, "w") as card:
                 card.write("---\ntags:\n" + "".join(f"- {tag}\n" for tag in tags) + "---\n")
         config = self.curriculum.config if self.curriculum is not None else None
+        per_class = self.args.loss_percentile_per_class
         lines = [
             "",
             "## Curriculum (MentorNet)",
@@ -771,7 +772,8 @@ class MentorNetTrainer(Trainer):
             "",
             f"- curriculum type: {self.args.curriculum_type}",
             f"- curriculum: {config.curriculum_name if config is not None else 'closed form (Eq. 7)'}",
-            f"- loss percentile: {self.loss_p_percentile}, moving-average decay: {self.loss_moving_average_decay}",
+            f"- loss percentile: {self.loss_p_percentile}{' per label class' if per_class else ''}, moving-average "
+            f"decay: {self.loss_moving_average_decay}",
             f"- burn-in fraction: {self.burn_in_fraction}, fixed epoch after burn-in: {self.fixed_epoch_after_burn_in}",
             f"- example dropout schedule: {self.example_dropout_schedule}",
             f"- curriculum updates at: {list(self.args.curriculum_update_at)}",
