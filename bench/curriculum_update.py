@@ -12,7 +12,9 @@ at lr 0.1 at its first update), with one update at 79% of training (epoch 6.3, w
 - the weight the shipped DD and the re-learned MentorNet give a loss, at the training loss percentile the moving
   average has just before the update (the epoch feature is the burn-in epoch, as the trainer asks), beside an
   alternative re-fit not in the trainer: the same fit on the training losses of `--update_size` random samples over
-  the whole run up to the update (one record per sample per tenth of training), instead of one snapshot.
+  the whole run up to the update (one record per sample per tenth of training), instead of one snapshot; and the
+  share of clean labels among the training samples at each loss in the tenth of training before the update, which
+  is what the re-fit learns to predict.
 
 One single-thread process, ~8 minutes here:
 
@@ -112,6 +114,14 @@ def main() -> None:
         seed=cli.seed,
         init_model=shipped,
     )
+    # What the update is asked to fit: among the training samples' last records in the tenth of training before the
+    # update (D' is a random tenth of them), the share whose label is clean at each loss.
+    recent = records[(records["epoch"] >= update_epoch - 10) & (records["epoch"] < update_epoch)]
+    recent = recent.groupby("sample_index").tail(1)
+    share_clean = [
+        (~recent["corrupted"][(recent["loss"] >= value - 0.5) & (recent["loss"] < value + 0.5)]).mean()
+        for value in LOSSES
+    ]
     mentornets = {
         "shipped DD (before)": shipped,
         "re-learned (after)": trainer.curriculum.cpu(),
@@ -128,6 +138,8 @@ def main() -> None:
     print("|---|" + "---|" * len(LOSSES))
     for name, values in weights.items():
         print(f"| {name} | " + " | ".join(f"{value:.2f}" for value in values.tolist()) + " |")
+    print("| share of clean labels at this loss (+-0.5), the tenth before the update | "
+          + " | ".join(f"{value:.2f}" for value in share_clean) + " |")  # fmt: skip
 
 
 if __name__ == "__main__":
