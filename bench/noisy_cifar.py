@@ -343,7 +343,8 @@ def cleanlab_detection(dataset: datasets.DatasetDict, cli, regime: str, noise_ra
 
 
 def tables(records: list[dict], methods: list[str], noise_rates: list[float]) -> str:
-    """Markdown: per regime, last (best) accuracy and the gap share per method and noise rate, means over seeds."""
+    """Markdown: per regime, last (best) accuracy and the gap share per method and noise rate, means over seeds (with
+    several, the gap share's ± is half its range over them)."""
     records = [record for record in records if record["method"] != "cleanlab"]  # it trains no student to score
     lines = []
     for regime in dict.fromkeys(record["regime"] for record in records):
@@ -370,6 +371,8 @@ def tables(records: list[dict], methods: list[str], noise_rates: list[float]) ->
                         gap = oracle["last_accuracy"] - plain["last_accuracy"]
                         shares.append((run["last_accuracy"] - plain["last_accuracy"]) / gap)
                 share = f"{np.mean(shares):+.2f}" if shares else "-"
+                if len(shares) > 1:  # the spread over seeds: half the range
+                    share += f" ±{np.ptp(shares) / 2:.2f}"
                 cells += [f"{last:.3f} ({best:.3f})", share]
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -398,8 +401,10 @@ def detection_table(records: list[dict], noise_rates: list[float]) -> str:
             cells = []
             for rate in noise_rates:
                 runs = [r for r in detecting if (r["regime"], r["method"], r["noise_rate"]) == (regime, method, rate)]
-                means = [np.mean([r[f"issues_{key}"] for r in runs]) for key in ("precision", "recall", "auroc")]
-                cells.append(" / ".join(f"{mean:.3f}" for mean in means) if runs else "-")
+                # A ranking that flags nothing has no precision: the mean is over the seeds that flagged some.
+                values = [[r[f"issues_{key}"] for r in runs] for key in ("precision", "recall", "auroc")]
+                means = [np.mean([v for v in vs if not np.isnan(v)] or [np.nan]) for vs in values]
+                cells.append(" / ".join("–" if np.isnan(mean) else f"{mean:.3f}" for mean in means) if runs else "-")
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
