@@ -383,7 +383,7 @@ def summary(record: dict) -> str:
         scores = f"cross-validated accuracy {record['cv_accuracy_on_clean_labels']:.4f}"
     else:
         scores = f"last {record['last_accuracy']:.4f} best {record['best_accuracy']:.4f}"
-    if "issues_precision" in record:  # the oracle trains on clean labels only: it ranks no label issues
+    if "issues_precision" in record:  # only the DETECTING_METHODS and cleanlab rank label issues
         scores += f", issues precision {record['issues_precision']:.3f}"
     return f"{scores} ({record['wall_seconds']:.0f} s)"
 
