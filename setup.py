@@ -22,7 +22,6 @@ setup(
         "safetensors>=0.4",
         "numpy",
         "matplotlib",
-        "tqdm",
         "pyyaml",
         "mlxtend>=0.23",
         "scikit-learn",

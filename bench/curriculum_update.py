@@ -31,10 +31,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import noisy_cifar  # noqa: E402  (the benchmark's data, student and protocol)
+import noisy_cifar  # noqa: E402  (the benchmark's data, student and protocol; it puts recipes/ on the path)
+from recipe_helpers import run_experiment  # noqa: E402
 
 from hf_mentornet import load_curriculum  # noqa: E402
-from hf_mentornet.experiment import run_experiment  # noqa: E402
 from hf_mentornet.learning import learn_from_records  # noqa: E402
 
 LOSSES = [0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
@@ -55,8 +55,8 @@ def main() -> None:
 
     protocol = argparse.Namespace(batch_size=128, epochs=cli.epochs, bf16=False, focal_gamma=2.0, reed_beta=0.8,
                                   self_paced_percentile=0.5)  # fmt: skip
-    args = noisy_cifar.training_arguments(
-        protocol, "noreg", cli.output_dir, cli.seed,
+    args = noisy_cifar.training_settings(
+        protocol, "noreg", "mentornet-dd", cli.output_dir, cli.seed,
         lr_decay_at=[], lr_scheduler_type="constant", curriculum_update_at=[cli.update_at], record_student=True,
     )  # fmt: skip
     dataset = noisy_cifar.load_cifar(cli.data, 20_000)
@@ -93,7 +93,7 @@ def main() -> None:
     # The moving average tracks the batch percentile; just before the update it sits near the last progress
     # percent's percentile of the training losses.
     before = records[records["epoch"] == update_epoch - 1]["loss"]
-    moving_average = float(np.quantile(before, trainer.loss_p_percentile))
+    moving_average = float(np.quantile(before, trainer.args.loss_p_percentile))
     loss = torch.tensor(LOSSES)
     epoch = trainer._mentornet_epoch(update_epoch)
 
@@ -132,7 +132,7 @@ def main() -> None:
             name: mentornet(loss=loss, loss_diff=loss - moving_average, epoch=epoch).weights
             for name, mentornet in mentornets.items()
         }
-    print(f"\nWeight given to a loss (loss_diff = loss - {moving_average:.2f}, the {trainer.loss_p_percentile:g} "
+    print(f"\nWeight given to a loss (loss_diff = loss - {moving_average:.2f}, the {trainer.args.loss_p_percentile:g} "
           f"quantile of the training losses just before the update; epoch feature {epoch}):\n")  # fmt: skip
     print("| MentorNet | " + " | ".join(f"loss {value:g}" for value in LOSSES) + " |")
     print("|---|" + "---|" * len(LOSSES))

@@ -5,8 +5,9 @@ A 20,000-image subset of the CIFAR-10 training set gets symmetric label noise wi
 (`uniform`: each label replaced with probability p by a uniformly drawn class, Zhang et al., 2017) at p = 0.2, 0.4,
 0.8 (the noise draw is the seed); the subset is disjoint from the 5,000 images the shipped DD curricula learned from.
 A small ResNet-style student (604k parameters, stride-2 stem, channels_last, fp32) is trained from scratch with every
-method through `hf_mentornet.experiment.run_experiment`, and its clean accuracy on the full 10,000-image test set is
-measured after every epoch. Two regimes, as the paper's FullModel and NoReg:
+method through the recipes' `run_experiment` (`recipes/recipe_helpers.py`), and its clean accuracy on the full 10,000-image test set is
+measured after every epoch. The protocol is the CIFAR recipe's, `recipes/configs/cifar.yaml`, with one of two
+CPU regimes over it (`cifar_cpu_full.yaml`, `cifar_cpu_noreg.yaml`), as the paper's FullModel and NoReg:
 
 - `full`: augmentation (pad 4, random crop, flip) + weight decay 2e-4 (scaled by the batch's mean weight,
   Appendix E.3), 40 epochs;
@@ -15,8 +16,8 @@ measured after every epoch. Two regimes, as the paper's FullModel and NoReg:
 Both: batch 128, momentum SGD 0.9, lr 0.1 x0.1 at 50%, 64.1% and 76.9% of training (the paper's steps 19.5k, 25k,
 30k of 39k). Methods: plain (FullModel / NoReg), forgetting (dropout `--forgetting_drop_rate` before the classifier;
 the paper tunes 0.2-0.9), self-paced, focal, reed-soft, reed-hard, s-model, co-teaching, mentornet-pd,
-mentornet-dd (the shipped DD learned at the run's noise rate, as the paper learns one per rate: `mentornet-dd`,
-`mentornet-dd-0.2`, `mentornet-dd-0.8`) and oracle (trained on the uncorrupted samples only: the ceiling of a perfect
+mentornet-dd (the shipped DD learned at the noise rate nearest the run's, as the paper learns one per rate:
+`mentornet-dd`, `mentornet-dd-0.2`, `mentornet-dd-0.8`; `hf_mentornet.methods.dd_curriculum`) and oracle (trained on the uncorrupted samples only: the ceiling of a perfect
 curriculum). The baselines' parameters are fixed, not tuned as in the paper: `--focal_gamma 2`, `--reed_beta 0.8`,
 `--self_paced_percentile 0.5`, co-teaching's forget rate = the corrupted fraction, T_k = 10 epochs.
 
@@ -48,13 +49,16 @@ Smoke configuration (about a minute):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import glob
 import itertools
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -70,10 +74,12 @@ from transformers import PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import ImageClassifierOutput
 from transformers.utils import logging
 
-from hf_mentornet import inject_label_noise, load_curriculum, shipped_curricula
-from hf_mentornet.experiment import run_experiment
-from hf_mentornet.trainer import LABEL_ISSUES_FILE
-from hf_mentornet.training_args import MentorNetTrainingArguments
+from hf_mentornet import MentorNetTrainer, inject_label_noise, load_curriculum
+from hf_mentornet.methods import METHODS as TRAINING_METHODS
+from hf_mentornet.weighted_trainer import LABEL_ISSUES_FILE
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
+from recipe_helpers import CONFIGS_DIR, read_yaml, run_experiment  # noqa: E402
 
 DETECTING_METHODS = ("plain", "mentornet-pd", "mentornet-dd")  # their runs rank label issues (scored below)
 METHODS = [
@@ -90,9 +96,11 @@ METHODS = [
     "oracle",
 ]
 REGIMES = {
-    "full": {"epochs": 40, "augmentation": True, "weight_decay": 2e-4},
-    "noreg": {"epochs": 30, "augmentation": False, "weight_decay": 0.0},
+    "full": read_yaml(CONFIGS_DIR / "cifar.yaml", CONFIGS_DIR / "cifar_cpu_full.yaml"),
+    "noreg": read_yaml(CONFIGS_DIR / "cifar.yaml", CONFIGS_DIR / "cifar_cpu_noreg.yaml"),
 }
+# The baselines' parameters, fixed (the paper tunes them); each goes to the methods whose arguments take it.
+BASELINE_PARAMETERS = ("focal_gamma", "reed_beta", "self_paced_percentile")
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
 
@@ -189,34 +197,27 @@ def student_factory(drop_rate: float = 0.0) -> Callable[[], nn.Module]:
     return build
 
 
-def training_arguments(cli, regime: str, run_dir: str, seed: int, **overrides) -> MentorNetTrainingArguments:
-    """The protocol's training arguments (the module docstring) for one run; `overrides` replace any of them."""
-    settings = REGIMES[regime]
-    protocol = dict(
-        output_dir=run_dir,
-        per_device_train_batch_size=cli.batch_size,
-        per_device_eval_batch_size=500,
-        num_train_epochs=cli.epochs or settings["epochs"],
-        learning_rate=0.1,
-        optim="sgd",
-        optim_args="momentum=0.9",
-        weight_decay=settings["weight_decay"],
-        scale_weight_decay_by_mean_weight=settings["weight_decay"] > 0,
-        lr_decay_at=[0.5, 0.641, 0.769],
-        lr_decay_factor=0.1,
-        logging_steps=50,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=True,
-        bf16=cli.bf16,
-        seed=seed,
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        focal_gamma=cli.focal_gamma,
-        reed_beta=cli.reed_beta,
-        self_paced_percentile=cli.self_paced_percentile,
-    )
-    return MentorNetTrainingArguments(**{**protocol, **overrides})
+def training_settings(cli, regime: str, method: str, run_dir: str, seed: int, **overrides) -> dict:
+    """The protocol's training arguments (the module docstring) for one run of `method`; `overrides` replace any of
+    them."""
+    protocol = {name: value for name, value in REGIMES[regime].items() if name != "cifar_augmentation"}
+    accepted = {field.name for field in dataclasses.fields(TRAINING_METHODS[method].trainer_class.args_class)}
+    settings = {
+        **protocol,
+        "output_dir": run_dir,
+        "per_device_train_batch_size": cli.batch_size,
+        "per_device_eval_batch_size": 500,
+        "save_strategy": "no",
+        "use_cpu": True,
+        "bf16": cli.bf16,
+        "seed": seed,
+        "disable_tqdm": True,
+        "dataloader_num_workers": 0,
+        **{name: getattr(cli, name) for name in BASELINE_PARAMETERS if name in accepted},
+    }
+    if cli.epochs:
+        settings["num_train_epochs"] = cli.epochs
+    return {**settings, **overrides}
 
 
 def run_name(method: str, cli) -> str:
@@ -225,32 +226,30 @@ def run_name(method: str, cli) -> str:
 
 def run_one(dataset, cli, regime: str, noise_rate: float, method: str, seed: int) -> dict:
     run_dir = os.path.join(cli.output_dir, regime, f"noise-{noise_rate:g}", run_name(method, cli), f"seed-{seed}")
-    overrides = {name: value for name, value in cli.overrides.items() if name != "curriculum"}
-    args = training_arguments(cli, regime, run_dir, seed, label_issues=method in DETECTING_METHODS, **overrides)
+    overrides = dict(cli.overrides)
+    training_method = method
+    if "curriculum" in overrides:  # a variant's curriculum for the MentorNet methods
+        training_method = "mentornet"
+    settings = training_settings(
+        cli, regime, training_method, run_dir, seed, label_issues=method in DETECTING_METHODS, **overrides
+    )
     factory = student_factory(cli.forgetting_drop_rate if method == "forgetting" else 0.0)
-    curriculum = method
-    if method in ("mentornet-pd", "mentornet-dd") and "curriculum" in cli.overrides:
-        curriculum = cli.overrides["curriculum"]
-    elif method == "mentornet-dd" and noise_rate != 0.4:
-        # The paper learns one DD curriculum per noise rate: the shipped one learned at this rate.
-        curriculum = f"mentornet-dd-{noise_rate:g}"
-        if curriculum not in shipped_curricula():
-            raise ValueError(f"No shipped {curriculum!r}: make it with recipes/make_shipped_curricula.py.")
     start = time.perf_counter()
     result, trainer = run_experiment(
         dataset,
         factory,
-        curriculum,
-        args,
+        training_method,
+        settings,
         noise_rate=noise_rate,
         noise_type="uniform",
         noise_seed=seed,
         image_column="img",
         label_column="label",
-        cifar_augmentation=REGIMES[regime]["augmentation"],
+        cifar_augmentation=REGIMES[regime]["cifar_augmentation"],
         transform_kwargs={"mean": CIFAR_MEAN, "std": CIFAR_STD},
-        curriculum_update_size=cli.curriculum_update_size if args.curriculum_update_at else 0,
+        curriculum_update_size=cli.curriculum_update_size if settings.get("curriculum_update_at") else 0,
     )
+    curriculum = trainer.args.curriculum if isinstance(trainer, MentorNetTrainer) else method
     record = {
         **result.__dict__,
         "method": run_name(method, cli),
@@ -263,7 +262,7 @@ def run_one(dataset, cli, regime: str, noise_rate: float, method: str, seed: int
         "regime": regime,
         "noise_rate": noise_rate,
         "seed": seed,
-        "epochs": args.num_train_epochs,
+        "epochs": trainer.args.num_train_epochs,
         "train_size": len(trainer.train_dataset),
         "student_parameters": sum(p.numel() for p in factory().parameters()),
         "wall_seconds": time.perf_counter() - start,
@@ -313,16 +312,16 @@ def cleanlab_detection(dataset: datasets.DatasetDict, cli, regime: str, noise_ra
     folds = StratifiedKFold(cli.cleanlab_folds, shuffle=True, random_state=seed)
     for fold, (train_rows, heldout_rows) in enumerate(folds.split(given, given)):
         split = datasets.DatasetDict(train=given_only.select(train_rows), test=given_only.select(heldout_rows))
-        args = training_arguments(cli, regime, os.path.join(run_dir, f"fold-{fold}"), seed)
+        settings = training_settings(cli, regime, "plain", os.path.join(run_dir, f"fold-{fold}"), seed)
         _, trainer = run_experiment(
             split,
             student_factory(),
             "plain",
-            args,
+            settings,
             noise_rate=0.0,
             image_column="img",
             label_column="label",
-            cifar_augmentation=REGIMES[regime]["augmentation"],
+            cifar_augmentation=REGIMES[regime]["cifar_augmentation"],
             transform_kwargs={"mean": CIFAR_MEAN, "std": CIFAR_STD},
         )
         pred_probs[heldout_rows] = torch.softmax(
@@ -439,7 +438,7 @@ def main() -> None:
         "--overrides",
         type=json.loads,
         default={},
-        help="JSON of MentorNetTrainingArguments overrides for --variant, e.g. '{\"loss_p_percentile\": 0.5}' or "
+        help="JSON of training-argument overrides (of the methods' arguments classes) for --variant, e.g. '{\"loss_p_percentile\": 0.5}' or "
         '\'{"curriculum": "mentornet-dd"}\' (which curriculum the MentorNet methods use).',
     )
     parser.add_argument(

@@ -10,6 +10,7 @@ hf-mentornet plot mentornet-dd --output mentornet-dd.png
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import sys
@@ -31,9 +32,13 @@ def _parse_value(text: str) -> object:
 def _load_any_dataset(path: str):
     import datasets
 
-    # A `save_to_disk` folder (a DatasetDict's or a Dataset's); anything else goes to `load_dataset`.
+    # A `save_to_disk` folder (a DatasetDict's or a Dataset's), a folder of parquet files (the trainer's student
+    # records) or one; anything else goes to `load_dataset`.
     if any(os.path.isfile(os.path.join(path, name)) for name in ("dataset_dict.json", "dataset_info.json")):
         return datasets.load_from_disk(path)
+    parquet_files = sorted(glob.glob(os.path.join(path, "*.parquet")))
+    if os.path.isdir(path) and parquet_files:
+        return datasets.Dataset.from_parquet(parquet_files)
     if path.endswith(".parquet"):
         return datasets.Dataset.from_parquet(path)
     return datasets.load_dataset(path)
@@ -67,7 +72,7 @@ def noise(args: argparse.Namespace) -> None:
 
 
 def plot(args: argparse.Namespace) -> None:
-    from .modeling_mentornet import load_curriculum
+    from .hub import load_curriculum
     from .plotting import plot_curriculum
 
     path = plot_curriculum(load_curriculum(args.curriculum), args.output, epochs=args.epochs)
@@ -80,15 +85,16 @@ def demo(args: argparse.Namespace) -> None:
     import torch
 
     from .data import load_embedded_dataset
-    from .experiment import run_experiment
-    from .modeling_mentornet import load_curriculum
+    from .methods import SMALL_STUDENT_SETTINGS, train_method
+    from .noise import inject_label_noise
     from .plotting import plot_curriculum
     from .students import build_student
-    from .training_args import MentorNetTrainingArguments
+    from .trainer import MentorNetTrainer
 
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     dataset = load_embedded_dataset(args.dataset, seed=args.seed)
+    noisy = inject_label_noise(dataset, args.noise_rate, seed=args.seed)
     num_labels = dataset["train"].features["label"].num_classes
 
     def student_factory() -> torch.nn.Module:
@@ -105,37 +111,30 @@ def demo(args: argparse.Namespace) -> None:
     results = {}
     for method in args.methods:
         output_dir = os.path.join(args.output_dir, method)
-        training_args = MentorNetTrainingArguments(
-            output_dir=output_dir,
-            num_train_epochs=args.epochs,
-            per_device_train_batch_size=args.batch_size,
-            per_device_eval_batch_size=512,
-            learning_rate=args.learning_rate,
-            optim="sgd",
-            optim_args="momentum=0.9",
-            weight_decay=args.weight_decay,
-            lr_scheduler_type="cosine",
-            save_strategy="no",
-            logging_steps=10,
-            report_to="none",
-            seed=args.seed,
-            dataloader_num_workers=0,
-            label_issues=True,
-            use_cpu=True,
-        )
+        settings = {
+            **SMALL_STUDENT_SETTINGS,
+            "output_dir": output_dir,
+            "num_train_epochs": args.epochs,
+            "per_device_train_batch_size": args.batch_size,
+            "per_device_eval_batch_size": 512,
+            "learning_rate": args.learning_rate,
+            "weight_decay": args.weight_decay,
+            "save_strategy": "no",
+            "logging_steps": 10,
+            "report_to": "none",
+            "seed": args.seed,
+            "dataloader_num_workers": 0,
+            "label_issues": True,
+            "use_cpu": True,
+        }
         print(f"\n== {method}: training on {args.dataset} with {args.noise_rate:.0%} label noise ==", flush=True)
-        result, trainer = run_experiment(
-            dataset,
-            student_factory,
-            method,
-            training_args,
-            noise_rate=args.noise_rate,
-            noise_seed=args.seed,
-        )
+        result, trainer = train_method(method, noisy, student_factory, settings)
         results[method] = result
+        with open(os.path.join(output_dir, "results.json"), "w", encoding="utf-8") as file:
+            json.dump(result.__dict__, file, indent=2)
         trainer.save_model(os.path.join(output_dir, "student"))
-        if method != "plain":
-            plot_curriculum(load_curriculum(trainer.curriculum), os.path.join(output_dir, "curriculum.png"))
+        if isinstance(trainer, MentorNetTrainer):
+            plot_curriculum(trainer.curriculum, os.path.join(output_dir, "curriculum.png"))
 
     print(f"\nClean-test accuracy on {args.dataset} with {args.noise_rate:.0%} label noise ({args.epochs} epochs)")
     print("| method | last acc | best acc | mean weight clean | mean weight noisy | precision | recall | train s |")
@@ -149,7 +148,7 @@ def demo(args: argparse.Namespace) -> None:
     print(f"\nWall time {time.perf_counter() - start:.0f} s. Written under {os.path.abspath(args.output_dir)}:")
     for method in results:
         print(f"  {method}/student (the trained student), {method}/label_issues.csv, {method}/results.json")
-        if method != "plain":
+        if os.path.isfile(os.path.join(args.output_dir, method, "curriculum.png")):
             print(f"  {method}/curriculum.png (the curriculum's weight surface)")
 
 
@@ -160,7 +159,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = commands.add_parser("demo", help="The main job: MentorNet vs plain training on an embedded noisy dataset.")
     p.add_argument("--dataset", default="mnist", choices=["mnist", "digits"])
     p.add_argument("--noise_rate", type=float, default=0.4)
-    p.add_argument("--methods", nargs="+", default=["plain", "mentornet-pd", "mentornet-dd"])
+    p.add_argument(
+        "--methods", nargs="+", default=["plain", "mentornet-pd", "mentornet-dd"], help="Keys of hf_mentornet.METHODS."
+    )
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch_size", type=int, default=128)
     p.add_argument("--learning_rate", type=float, default=0.05)

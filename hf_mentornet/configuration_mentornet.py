@@ -14,23 +14,25 @@ DD_DROPOUT_SCHEDULE = [[0.5, 17], [0.05, 78], [0.9, 5]]
 PD_DROPOUT_SCHEDULE = [[0.5, 17], [0.05, 83]]
 
 
-def validate_dropout_schedule(schedule: list[list[float]] | None, argument: str = "example_dropout_schedule") -> None:
+def validate_dropout_schedule(schedule: list[list[float]] | None) -> None:
     """Check an example-dropout schedule: (rate, percent) pairs, rates in [0, 1), percents summing to 100."""
     if schedule is None:
         return
     total = 0.0
     for pair in schedule:
         if len(pair) != 2:
-            raise ValueError(f"`{argument}`={schedule!r}: each entry must be a (rate, percent) pair, got {pair!r}.")
+            raise ValueError(
+                f"`example_dropout_schedule`={schedule!r}: each entry must be a (rate, percent) pair, got {pair!r}."
+            )
         rate, percent = pair
         if not 0.0 <= rate < 1.0 or percent <= 0:
             raise ValueError(
-                f"`{argument}`={schedule!r}: rates must be in [0, 1) and percents positive, got {pair!r}."
+                f"`example_dropout_schedule`={schedule!r}: rates must be in [0, 1) and percents positive, got {pair!r}."
             )
         total += percent
     if abs(total - 100.0) > 1e-6:
         raise ValueError(
-            f"`{argument}`={schedule!r} covers {total:g}% of training; the percents must sum to 100, "
+            f"`example_dropout_schedule`={schedule!r} covers {total:g}% of training; the percents must sum to 100, "
             "e.g. [[0.5, 17], [0.05, 83]]."
         )
 

@@ -35,7 +35,6 @@ __all__ = [
     "EMBEDDED_DATASETS",
     "MENTORNET_COLUMNS",
     "MentorNetCollator",
-    "collate_fn",
     "image_transforms",
     "load_embedded_dataset",
     "with_image_transform",
@@ -195,9 +194,6 @@ class MentorNetCollator:
             else:
                 batch[column] = torch.tensor(values, dtype=torch.bool if column == "is_noisy" else torch.long)
         return batch
-
-
-collate_fn = MentorNetCollator()
 
 
 def _digits() -> tuple[np.ndarray, np.ndarray]:

@@ -7,11 +7,12 @@ import os
 from typing import Any
 
 import timm
+import torch
 from torch import nn
-from transformers import AutoConfig, AutoModelForImageClassification
+from transformers import AutoConfig, AutoModelForImageClassification, PreTrainedModel
 from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES
 
-__all__ = ["build_student"]
+__all__ = ["build_student", "student_logits"]
 
 
 def build_student(
@@ -63,3 +64,11 @@ def build_student(
             f"`student`={name!r} is neither 'timm/<model>', 'transformers/<model_type>', a local checkpoint "
             f"directory, nor a Hub id that could be loaded ({error}). Offline, a Hub id loads only from the cache."
         ) from error
+
+
+def student_logits(model: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
+    """The logits of a transformers image classifier (`model(pixel_values=...).logits`) or of a plain module such
+    as a timm model (`model(pixel_values)`)."""
+    if isinstance(model, PreTrainedModel):
+        return model(pixel_values=pixel_values).logits
+    return model(pixel_values)

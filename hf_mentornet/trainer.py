@@ -3,96 +3,51 @@ algorithm of Jiang et al. (ICML 2018, Algorithm 1)."""
 
 from __future__ import annotations
 
+import copy
 import math
 import os
-import shutil
-from collections import defaultdict
 from typing import Any
 
 import datasets
 import numpy as np
 import torch
-import torch.nn.functional as F
 from accelerate.utils import broadcast
 from torch import nn
-from torch.utils.data import DataLoader
-from transformers import PreTrainedModel, Trainer, TrainerCallback
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, TrainOutput
+from transformers import PreTrainedModel
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
-from .baselines import (
-    CoTeachingPair,
-    co_teaching_forget_rate,
-    co_teaching_weights,
-    focal_loss,
-    reed_hard_loss,
-    reed_soft_loss,
-    self_paced_threshold,
-)
 from .configuration_mentornet import MentorNetConfig
+from .hub import load_curriculum
 from .learning import learn_from_records, learn_predefined
-from .modeling_mentornet import MentorNetModel, load_curriculum
-from .training_args import MentorNetTrainingArguments
+from .modeling_mentornet import MentorNetModel
+from .training_args import CURRICULUM_SETTINGS, MentorNetTrainingArguments
+from .weighted_trainer import WeightedLossTrainer, required_column, save_atomically
 
 __all__ = ["MentorNetTrainer"]
 
 logger = logging.get_logger(__name__)
 
 MENTORNET_DIR = "mentornet"
-TRAINER_STATE_FILE = "mentornet_trainer_state.pt"
-STUDENT_RECORDS_DIR = "student_records"
-LABEL_ISSUES_FILE = "label_issues.csv"
-# Columns the student must not receive but the trainer needs; kept through `remove_unused_columns`.
-TARGET_COLUMNS = ("labels", "sample_index", "clean_label")
 
 
-class _ScaleWeightDecayCallback(TrainerCallback):
-    """Sets the optimizer's weight decay to `theta_0 * mean(v)` of the step's batch just before each optimizer step
-    (paper Appendix E.3)."""
-
-    def __init__(self, trainer: MentorNetTrainer) -> None:
-        self.trainer = trainer
-
-    def on_pre_optimizer_step(self, args, state, control, **kwargs) -> None:
-        self.trainer._scale_weight_decay()
-
-
-def _save_atomically(path: str, write) -> None:
-    """Call `write(temporary_path)` and move the result to `path`, so a crash never leaves a half-written `path`."""
-    temporary = f"{path}.tmp"
-    shutil.rmtree(temporary, ignore_errors=True)
-    write(temporary)
-    if os.path.isdir(path):
-        shutil.rmtree(path)
-    os.replace(temporary, path)
-
-
-class MentorNetTrainer(Trainer):
+class MentorNetTrainer(WeightedLossTrainer):
     r"""
     Train a classifier (the StudentNet) on noisy labels with sample weights from a curriculum (Jiang et al., ICML 2018,
     Algorithm 1 "SPADE").
 
-    At each step the per-sample cross-entropy `l_i` of the batch gives the MentorNet features: `l_i`,
+    At each step the per-sample cross-entropy `l_i` of the global batch gives the MentorNet features: `l_i`,
     `l_i - l_pt` where `l_pt` is a moving average of the p-th percentile of the batch losses (of the losses of the
     sample's own label class with `loss_percentile_per_class`, an option beyond the paper), label 0 and the training
     progress `epoch = min(99, floor(100 * global_step / max_steps))`. The weights `v_i` (no gradient) come from the
     MentorNet (`curriculum_type="mentornet"`, step 11) or from a projected gradient step on Eq. 6 of the paper
     (`"closed-form"`, step 9); they are 1 during burn-in and example dropout zeroes a random part of them. The loss is
-    `sum_i v_i * l_i / b`, with `b` the number of samples of the whole optimizer step (all gradient-accumulation
-    micro-batches on all processes), so that gradient accumulation and data parallelism give the gradient of one big
-    batch.
+    `sum_i v_i * l_i / b` (see [`WeightedLossTrainer`]). `curriculum_update_at` re-learns the MentorNet during
+    training (step 6).
 
-    The paper's baselines run through the same trainer (see `hf_mentornet.experiment.METHODS`): `args.loss_type`
-    replaces the per-sample cross-entropy by the focal or Reed bootstrapping loss, `curriculum_type="self-paced"`
-    weights by Kumar et al.'s growing loss threshold, and a `CoTeachingPair` student trains two networks that select
-    small-loss samples for each other (`hf_mentornet.baselines`). Evaluation and the student records always use the
-    plain cross-entropy.
-
-    The batches need `pixel_values` and integer `labels`; `sample_index` (a stable row index) is needed by the
-    closed-form branch, the student records and the label-issue ranking; `clean_label`, when present, adds selection
-    metrics (`mentornet/mean_weight_clean`, ...). Students are transformers image classifiers (called as
-    `model(pixel_values=...)`, `.logits`) or plain `nn.Module`s such as timm models (`model(pixel_values)` returns the
-    logits).
+    The curriculum's training settings (`loss_p_percentile`, `loss_moving_average_decay`, `burn_in_fraction`,
+    `fixed_epoch_after_burn_in`, `example_dropout_schedule`) left `None` in the arguments are resolved from its
+    config when the trainer is built: `trainer.args` holds the values used.
 
     Args:
         model (`PreTrainedModel` or `nn.Module`): the student.
@@ -104,44 +59,25 @@ class MentorNetTrainer(Trainer):
             A small dataset with noisy `labels` and known `clean_label` on which the curriculum is re-learned at
             `args.curriculum_update_at` (data-driven update). Without it, the update re-fits the MentorNet to its
             predefined curriculum (`config.curriculum_name`) on the features the student recently produced.
-        compute_loss_func: not supported: the trainer computes the weighted loss itself.
-        **kwargs: the other arguments of [`~transformers.Trainer`].
+        **kwargs: the other arguments of [`WeightedLossTrainer`].
     """
 
-    # `compute_loss` divides by the number of samples of the whole optimizer step (see `_get_num_items_in_batch`).
-    loss_is_scaled_for_ga = True
+    args_class = MentorNetTrainingArguments
 
     def __init__(
         self,
         model: PreTrainedModel | nn.Module | None = None,
         args: MentorNetTrainingArguments | None = None,
-        data_collator: Any = None,
-        train_dataset: Any = None,
-        eval_dataset: Any = None,
-        processing_class: Any = None,
+        *,
         curriculum: MentorNetModel | str | os.PathLike | None = None,
         curriculum_update_dataset: datasets.Dataset | None = None,
-        compute_loss_func: Any = None,
         **kwargs: Any,
     ) -> None:
-        args = MentorNetTrainingArguments() if args is None else args
+        args = MentorNetTrainingArguments(output_dir="trainer_output") if args is None else args
         if not isinstance(args, MentorNetTrainingArguments):
             raise TypeError(
                 f"`args` is a {type(args).__name__}; MentorNetTrainer needs MentorNetTrainingArguments (same fields "
                 "plus the curriculum settings)."
-            )
-        if compute_loss_func is not None:
-            raise ValueError(
-                "`compute_loss_func` cannot be combined with a curriculum: MentorNetTrainer computes the weighted "
-                "per-sample loss itself. Use transformers' Trainer for a custom loss, or drop `compute_loss_func`."
-            )
-        if (
-            isinstance(train_dataset, torch.utils.data.IterableDataset | datasets.IterableDataset)
-            and args.max_steps <= 0
-        ):
-            raise ValueError(
-                f"`train_dataset` is a streaming {type(train_dataset).__name__} and `max_steps`={args.max_steps}: "
-                "the curriculum reads training progress as global_step / max_steps, so set `max_steps` > 0."
             )
         if args.curriculum_type == "mentornet":
             self.curriculum: MentorNetModel | None = load_curriculum(
@@ -156,13 +92,6 @@ class MentorNetTrainer(Trainer):
                     f"`curriculum_update_at`={args.curriculum_update_at!r} re-learns a MentorNet, but "
                     f"`curriculum_type`={args.curriculum_type!r} uses none; leave `curriculum_update_at` empty."
                 )
-        # Co-teaching (Han et al., 2018): the model holds two networks and the trainer selects samples across them.
-        self._co_teaching = isinstance(model, CoTeachingPair)
-        if self._co_teaching and args.co_teaching_forget_rate is None:
-            raise ValueError(
-                "`model` is a CoTeachingPair but `co_teaching_forget_rate` is None: set it to the estimated noise "
-                "rate, e.g. 0.4 (run_experiment sets it from the noisy training split)."
-            )
         if config.num_steps != 1:
             raise ValueError(
                 f"The `curriculum` reads a loss history of num_steps={config.num_steps}, but MentorNetTrainer feeds "
@@ -175,32 +104,16 @@ class MentorNetTrainer(Trainer):
                 "the MentorNet to its predefined curriculum, but the curriculum's config has no `curriculum_name`; "
                 "pass a `curriculum_update_dataset` (noisy `labels` + `clean_label`) or a predefined curriculum."
             )
-        self.loss_p_percentile = _override(args.loss_p_percentile, config.loss_p_percentile)
-        self.loss_moving_average_decay = _override(args.loss_moving_average_decay, config.loss_moving_average_decay)
-        self.burn_in_fraction = _override(args.burn_in_fraction, config.burn_in_fraction)
-        self.fixed_epoch_after_burn_in = _override(args.fixed_epoch_after_burn_in, config.fixed_epoch_after_burn_in)
-        self.example_dropout_schedule = _override(args.example_dropout_schedule, config.example_dropout_schedule)
+        # "None: the curriculum's value", resolved here once, on a copy of the caller's arguments.
+        args = copy.copy(args)
+        for name in CURRICULUM_SETTINGS:
+            if getattr(args, name) is None:
+                setattr(args, name, getattr(config, name))
         self.curriculum_update_dataset = curriculum_update_dataset
-
-        # Trainer's label smoother reads `model.config`, which plain nn.Modules lack, and is not used here:
-        # `compute_loss` applies `label_smoothing_factor` itself. Hide it from Trainer.__init__.
-        label_smoothing_factor, args.label_smoothing_factor = args.label_smoothing_factor, 0.0
-        super().__init__(
-            model=model,
-            args=args,
-            data_collator=data_collator,
-            train_dataset=train_dataset,
-            eval_dataset=eval_dataset,
-            processing_class=processing_class,
-            **kwargs,
-        )
-        self.args.label_smoothing_factor = label_smoothing_factor
+        super().__init__(model=model, args=args, **kwargs)
         device = self.args.device
         if self.curriculum is not None:
             self.curriculum = self.curriculum.to(device).eval()
-        self._student_is_transformers = isinstance(self.accelerator.unwrap_model(self.model), PreTrainedModel)
-        if self.args.label_names is None:
-            self.label_names = ["labels"]
 
         # Per-run curriculum state, saved in checkpoints.
         self._loss_moving_average = torch.zeros((), device=device)
@@ -208,7 +121,7 @@ class MentorNetTrainer(Trainer):
         self._next_curriculum_update = 0
         self._closed_form_weights = None
         if self.args.curriculum_type == "closed-form":
-            self._closed_form_weights = torch.ones(_num_samples(train_dataset), device=device)
+            self._closed_form_weights = torch.ones(_num_samples(self.train_dataset), device=device)
         self._feature_buffer = None
         if self.args.curriculum_update_at and curriculum_update_dataset is None:
             size = self.args.curriculum_update_buffer_size
@@ -218,180 +131,40 @@ class MentorNetTrainer(Trainer):
                 "epoch": torch.zeros(size, dtype=torch.long, device=device),
                 "count": 0,
             }
-        self._records: list[dict[str, Any]] = []
-        self._keep_records = self.args.record_student or self.args.label_issues
-        self._metrics: dict[str, defaultdict[str, list[torch.Tensor]]] = {"train": defaultdict(list)}
-        self._step_weight_sum = torch.zeros((), device=device)
-        self._step_weight_count = 0
         self._batch_mean_weight = torch.ones((), device=device)  # of the last global batch, for "weight_sum"
-        # Co-teaching normalises its loss by the number of selected samples (Han et al.) and keeps the weight decay.
-        if self.args.scale_weight_decay_by_mean_weight and not self._co_teaching:
-            self.add_callback(_ScaleWeightDecayCallback(self))
-
         # Cumulative (end percent, rate) of the example-dropout schedule.
         self._dropout_boundaries = []
         end = 0.0
-        for rate, percent in self.example_dropout_schedule or []:
+        for rate, percent in self.args.example_dropout_schedule or []:
             end += percent
             self._dropout_boundaries.append((end, rate))
 
-    def create_scheduler(
-        self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None
-    ) -> torch.optim.lr_scheduler.LRScheduler:
-        """`args.lr_decay_at` gives the paper's step schedule (x `lr_decay_factor` at those fractions of training),
-        which `lr_scheduler_type` does not offer; otherwise as [`~transformers.Trainer`]."""
-        if not self.args.lr_decay_at or self.lr_scheduler is not None:
-            return super().create_scheduler(num_training_steps, optimizer)
-        milestones = [round(fraction * num_training_steps) for fraction in self.args.lr_decay_at]
-        self.lr_scheduler = torch.optim.lr_scheduler.MultiStepLR(
-            optimizer or self.optimizer, milestones, gamma=self.args.lr_decay_factor
-        )
-        self._created_lr_scheduler = True
-        return self.lr_scheduler
+    @property
+    def burn_in_fraction(self) -> float:
+        return self.args.burn_in_fraction
 
-    # ---- Columns and the student's forward ----
+    # ---- The weights (Algorithm 1) ----
 
-    def _set_signature_columns_if_needed(self) -> None:
-        super()._set_signature_columns_if_needed()
-        self._signature_columns += [
-            name for name in ("pixel_values", *TARGET_COLUMNS) if name not in self._signature_columns
-        ]
-
-    def _student_logits(self, model: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        if self._student_is_transformers:
-            return model(**inputs).logits
-        return model(inputs["pixel_values"])
-
-    @staticmethod
-    def _pop_targets(inputs: dict[str, Any]) -> tuple[dict[str, Any], torch.Tensor | None, dict[str, torch.Tensor]]:
-        """Split a batch into the student's inputs, `labels` and the other targets (`sample_index`, `clean_label`)."""
-        inputs = dict(inputs)
-        labels = inputs.pop("labels", None)
-        targets = {name: inputs.pop(name) for name in TARGET_COLUMNS[1:] if name in inputs}
-        if labels is not None and (labels.is_floating_point() or labels.dim() != 1):
-            raise ValueError(
-                f"`labels` must be a 1-D integer tensor of class indices, got dtype {labels.dtype} and shape "
-                f"{tuple(labels.shape)}; MentorNetTrainer trains single-label classifiers (cast with `.long()`)."
-            )
-        return inputs, labels, targets
-
-    def _per_sample_loss(self, logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float) -> torch.Tensor:
-        try:
-            return F.cross_entropy(logits.float(), labels, reduction="none", label_smoothing=label_smoothing)
-        except (IndexError, RuntimeError) as error:
-            raise _label_range_error(logits, labels) from error
-
-    def _training_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """The per-sample training loss of `args.loss_type` (the cross-entropy, or a baseline's loss)."""
-        loss_type = self.args.loss_type
-        if loss_type == "cross_entropy":
-            return self._per_sample_loss(logits, labels, self.args.label_smoothing_factor)
-        try:
-            if loss_type == "focal":
-                return focal_loss(logits, labels, self.args.focal_gamma)
-            if loss_type == "reed-soft":
-                return reed_soft_loss(logits, labels, self.args.reed_beta)
-            return reed_hard_loss(logits, labels, self.args.reed_beta)
-        except (IndexError, RuntimeError) as error:
-            raise _label_range_error(logits, labels) from error
-
-    # ---- The weighted loss ----
-
-    def _get_num_items_in_batch(self, batch_samples: list, device: torch.device) -> torch.Tensor | None:
-        """The number of samples of the whole optimizer step: all micro-batches, summed over processes. The weighted
-        loss is divided by it, so that gradient accumulation and data parallelism give one big batch's gradient."""
-        if not batch_samples:
-            return None
-        num_items = torch.tensor(sum(len(batch["labels"]) for batch in batch_samples if "labels" in batch))
-        num_items = num_items.to(device)
-        if self.accelerator.num_processes > 1:
-            num_items = self.accelerator.gather(num_items).sum()
-        return num_items
-
-    def compute_loss(
-        self,
-        model: nn.Module,
-        inputs: dict[str, torch.Tensor | Any],
-        return_outputs: bool = False,
-        num_items_in_batch: torch.Tensor | int | None = None,
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """The weighted loss `sum_i v_i * l_i / b` of a training batch.
-
-        `b` is `num_items_in_batch` (the samples of the optimizer step over all micro-batches and processes) divided
-        by the number of processes, whose gradients data parallelism averages; without it, the batch size. With
-        `loss_normalization="weight_sum"`, `b` is further multiplied by the global batch's mean weight, so the
-        processes' averaged gradients are those of `sum_i v_i * l_i / sum_i v_i`.
-        """
-        inputs, labels, targets = self._pop_targets(inputs)
-        if labels is None:
-            raise ValueError(
-                f"The batch has no `labels` (keys: {sorted(inputs)}); MentorNetTrainer needs the (noisy) class labels "
-                "of the training samples under `labels`."
-            )
-        logits = self._student_logits(model, inputs)
-        if num_items_in_batch is None:
-            denominator = labels.shape[0]
-        else:
-            denominator = num_items_in_batch / self.accelerator.num_processes
-        if self._co_teaching and logits.dim() == 3:
-            return self._co_teaching_loss(logits, labels, targets, denominator, return_outputs)
-        losses = self._training_loss(logits, labels)
-        weights = self._sample_weights(losses.detach(), labels, targets, logits.shape[-1])
+    def loss_denominator(self, denominator: Any) -> Any:
+        """`b`, or with `loss_normalization="weight_sum"` `b` times the global batch's mean weight, so the processes'
+        averaged gradients are those of `sum_i v_i * l_i / sum_i v_i`."""
         if self.args.loss_normalization == "weight_sum":
             # A batch whose weights are all 0 has a zero loss either way; the floor only avoids 0 / 0.
-            denominator = denominator * self._batch_mean_weight.clamp_min(1e-12)
-        loss = (weights * losses).sum() / denominator
-        return (loss, logits) if return_outputs else loss
+            return denominator * self._batch_mean_weight.clamp_min(1e-12)
+        return denominator
 
-    def _co_teaching_loss(
-        self,
-        logits: torch.Tensor,
-        labels: torch.Tensor,
-        targets: dict[str, torch.Tensor],
-        denominator: torch.Tensor | int,
-        return_outputs: bool,
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Co-teaching (Han et al., 2018): both networks' mean loss over the samples their peer selected (on this
-        process's batch). `logits` has shape `(2, b, m)`."""
-        num_classes = logits.shape[-1]
-        losses = self._training_loss(logits.reshape(-1, num_classes), labels.repeat(2)).view(2, -1)
-        forget_rate = co_teaching_forget_rate(
-            self.state.epoch or 0.0, self.args.co_teaching_forget_rate, self.args.co_teaching_ramp_epochs
-        )
-        weights = co_teaching_weights(losses.detach(), forget_rate)
-        # Han et al. average over the kept samples: scale the usual 1/b by b / (number kept).
-        kept_fraction = weights[0].sum() / labels.shape[0]
-        loss = (weights * losses).sum() / (denominator * kept_fraction)
-        if self.is_world_process_zero():
-            self._accumulate_metrics(weights[0], {"loss": losses[0].detach(), "label": labels, **targets})
-        return (loss, logits[0]) if return_outputs else loss
-
-    @torch.no_grad()
-    def _sample_weights(
-        self, losses: torch.Tensor, labels: torch.Tensor, targets: dict[str, torch.Tensor], num_classes: int
-    ) -> torch.Tensor:
-        """The weights of this process's samples, decided on the global batch (all processes) so that every process
-        agrees and N processes with batch b weight as one process with batch N*b."""
-        batch = {"loss": losses, "label": labels, **targets}
-        num_processes = self.accelerator.num_processes
-        if num_processes > 1:
-            batch = self.accelerator.gather(batch)
+    def sample_weights(self, batch: dict[str, torch.Tensor], num_classes: int) -> torch.Tensor:
+        """The MentorNet's (or the closed form's) weights of the global batch, with burn-in and example dropout."""
         loss = batch["loss"]
-        step, max_steps = self.state.global_step, max(self.state.max_steps, 1)
-        epoch = min(99, 100 * step // max_steps)
+        step, max_steps, epoch = self._training_progress()
 
         loss_diff = self._update_loss_moving_average(loss, batch["label"], num_classes)
         mentornet_epoch = self._mentornet_epoch(epoch)
 
-        if step < self.burn_in_fraction * max_steps:
+        if step < self.args.burn_in_fraction * max_steps:
             weights = torch.ones_like(loss)
         elif self._closed_form_weights is not None:
-            weights = self._closed_form_step(loss, loss_diff, _required(batch, "sample_index", "closed-form"))
-        elif self.args.curriculum_type == "self-paced":
-            threshold = self_paced_threshold(
-                loss, self.args.self_paced_percentile, self.args.self_paced_growth, math.floor(self.state.epoch or 0)
-            )
-            weights = (loss <= threshold).to(loss.dtype)
+            weights = self._closed_form_step(loss, loss_diff, required_column(batch, "sample_index", "closed-form"))
         else:
             weights = self.curriculum(loss=loss, loss_diff=loss_diff, epoch=mentornet_epoch).weights.to(loss.dtype)
 
@@ -404,25 +177,16 @@ class MentorNetTrainer(Trainer):
             weights = weights * keep.to(weights.device)
 
         self._batch_mean_weight = weights.mean()
-        if self.args.scale_weight_decay_by_mean_weight:
-            self._step_weight_sum += weights.sum()
-            self._step_weight_count += weights.shape[0]
         if self._feature_buffer is not None:
             self._buffer_features(loss, loss_diff, mentornet_epoch)
         if self.is_world_process_zero():
-            self._accumulate_metrics(weights, batch)
-            if self._keep_records:
-                self._record(batch, weights, step, max_steps, epoch)
-
-        if num_processes > 1:
-            size = losses.shape[0]
-            weights = weights[self.accelerator.process_index * size : (self.accelerator.process_index + 1) * size]
+            self._metrics["train"]["loss_moving_average"].append(self._loss_moving_average.clone())
         return weights
 
     def _update_loss_moving_average(self, loss: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
         """Move the average of the p-th loss percentile (one per class with `loss_percentile_per_class`, of the classes
         in the batch) and return each sample's `loss_diff`, its loss minus the average it is compared with."""
-        decay, p = self.loss_moving_average_decay, self.loss_p_percentile
+        decay, p = self.args.loss_moving_average_decay, self.args.loss_p_percentile
         if not self.args.loss_percentile_per_class:
             self._loss_moving_average.mul_(decay).add_((1.0 - decay) * torch.quantile(loss, p))
             return loss - self._loss_moving_average
@@ -446,8 +210,8 @@ class MentorNetTrainer(Trainer):
     def _mentornet_epoch(self, epoch: int) -> int:
         """The epoch feature the MentorNet is given at training progress `epoch` (clamped to the burn-in epoch
         with `fixed_epoch_after_burn_in`)."""
-        if self.fixed_epoch_after_burn_in:
-            return min(epoch, math.floor(100 * self.burn_in_fraction + 1e-6))
+        if self.args.fixed_epoch_after_burn_in:
+            return min(epoch, math.floor(100 * self.args.burn_in_fraction + 1e-6))
         return epoch
 
     def _closed_form_step(
@@ -483,73 +247,12 @@ class MentorNetTrainer(Trainer):
         buffer["epoch"][index] = epoch
         buffer["count"] += loss.shape[0]
 
-    def _scale_weight_decay(self) -> None:
-        """Appendix E.3: `theta_t = theta_0 * sum(v) / b` over the optimizer step's samples. Setting the param groups'
-        `weight_decay` is right for both coupled (SGD: `grad += theta * w`) and decoupled (AdamW: `w -= lr * theta *
-        w`) decay, where adding `theta * ||w||^2` to the loss would turn AdamW's decay into Adam's L2."""
-        mean_weight = (self._step_weight_sum / max(self._step_weight_count, 1)).item()
-        for group in self.optimizer.param_groups:
-            group.setdefault("initial_weight_decay", group["weight_decay"])
-            group["weight_decay"] = group["initial_weight_decay"] * mean_weight
-        self._step_weight_sum.zero_()
-        self._step_weight_count = 0
-
-    # ---- Metrics and records ----
-
-    def _accumulate_metrics(self, weights: torch.Tensor, batch: dict[str, torch.Tensor]) -> None:
-        metrics = self._metrics["train"]
-        metrics["weight_sum"].append(weights.sum())
-        metrics["num_samples"].append(torch.tensor(float(weights.shape[0])))
-        metrics["num_nonzero"].append((weights > 0).sum())
-        metrics["loss_moving_average"].append(self._loss_moving_average.clone())
-        if "clean_label" in batch:
-            clean = (batch["label"] == batch["clean_label"]).to(weights.dtype)
-            selected = (weights > 0.5).to(weights.dtype)
-            metrics["clean_weight_sum"].append((weights * clean).sum())
-            metrics["num_clean"].append(clean.sum())
-            metrics["noisy_weight_sum"].append((weights * (1 - clean)).sum())
-            metrics["num_selected"].append(selected.sum())
-            metrics["num_selected_clean"].append((selected * clean).sum())
-
-    def _record(
-        self, batch: dict[str, torch.Tensor], weights: torch.Tensor, step: int, max_steps: int, epoch: int
-    ) -> None:
-        record = {name: batch[name] for name in ("sample_index", "label", "clean_label", "loss") if name in batch}
-        self._records.append({**record, "weight": weights, "progress": step / max_steps, "epoch": epoch})
-
-    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        """Add the means of the MentorNet metrics since the last training log to it."""
-        metrics = self._metrics["train"]
-        if "loss" in logs and metrics:
-            total = {name: torch.stack(values).float().sum().item() for name, values in metrics.items()}
-            logs["mentornet/mean_weight"] = total["weight_sum"] / total["num_samples"]
-            logs["mentornet/data_utilisation"] = total["num_nonzero"] / total["num_samples"]
-            logs["mentornet/loss_moving_average"] = metrics["loss_moving_average"][-1].mean().item()
-            if "num_clean" in total:
-                num_noisy = total["num_samples"] - total["num_clean"]
-                logs["mentornet/mean_weight_clean"] = total["clean_weight_sum"] / max(total["num_clean"], 1)
-                logs["mentornet/mean_weight_noisy"] = total["noisy_weight_sum"] / max(num_noisy, 1)
-                logs["mentornet/selection_precision"] = total["num_selected_clean"] / max(total["num_selected"], 1)
-                logs["mentornet/selection_recall"] = total["num_selected_clean"] / max(total["num_clean"], 1)
-            metrics.clear()
-        super().log(logs, start_time)
-
-    def student_records(self) -> datasets.Dataset:
-        """The per-sample student records so far: one row per (sample, step) with `sample_index`, `progress`,
-        `epoch`, `label`, `clean_label` (when known), `loss` and `weight` (the weight used) — the input of
-        [`learn_from_records`]. Kept when `args.record_student` or `args.label_issues` is set (main process)."""
-        if not self._keep_records:
-            raise ValueError(
-                "No student records were kept: set `record_student=True` in MentorNetTrainingArguments before training."
-            )
-        columns: dict[str, np.ndarray] = {}
-        sizes = [len(record["weight"]) for record in self._records]
-        for name in ("sample_index", "label", "clean_label", "loss", "weight"):
-            if self._records and name in self._records[0]:
-                columns[name] = torch.cat([record[name] for record in self._records]).cpu().numpy()
-        columns["progress"] = np.repeat([record["progress"] for record in self._records], sizes).astype(np.float32)
-        columns["epoch"] = np.repeat([record["epoch"] for record in self._records], sizes).astype(np.int64)
-        return datasets.Dataset.from_dict(columns)
+    def _metric_logs(self, metrics: dict[str, list[torch.Tensor]]) -> dict[str, float]:
+        moving_average = metrics.pop("loss_moving_average", None)
+        logs = super()._metric_logs(metrics)
+        if moving_average:  # its mean over the classes when per class
+            logs["mentornet/loss_moving_average"] = moving_average[-1].mean().item()
+        return logs
 
     # ---- Curriculum update (Algorithm 1 step 6) ----
 
@@ -617,199 +320,57 @@ class MentorNetTrainer(Trainer):
         # The fit's quality is known on the main process only, which is the one that reports.
         self.log({"mentornet/curriculum_update": float(self._next_curriculum_update + 1), **fit})
 
-    @torch.no_grad()
-    def _student_predictions(self, dataset: Any) -> dict[str, np.ndarray]:
-        """The current student's per-sample loss (the training loss, unweighted) and predicted label on `dataset`, in
-        eval mode, on this process alone (no sharding)."""
-        model = self.accelerator.unwrap_model(self.model)
-        was_training = model.training
-        model.eval()
-        if isinstance(dataset, datasets.Dataset):
-            dataset = self._remove_unused_columns(dataset, description="prediction")
-        loader = DataLoader(dataset, batch_size=self.args.per_device_eval_batch_size, collate_fn=self.data_collator)
-        outputs = defaultdict(list)
-        for batch in loader:
-            inputs, labels, targets = self._pop_targets(self._prepare_inputs(batch))
-            logits = self._student_logits(model, inputs)
-            outputs["loss"].append(self._per_sample_loss(logits, labels, self.args.label_smoothing_factor))
-            outputs["predicted_label"].append(logits.argmax(-1))
-            outputs["label"].append(labels)
-            for name, value in targets.items():
-                outputs[name].append(value)
-        model.train(was_training)
-        return {name: torch.cat(values).cpu().numpy() for name, values in outputs.items()}
-
-    # ---- Evaluation ----
-
-    def prediction_step(
-        self,
-        model: nn.Module,
-        inputs: dict[str, torch.Tensor | Any],
-        prediction_loss_only: bool,
-        ignore_keys: list[str] | None = None,
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
-        """Logits and the plain, unweighted mean cross-entropy (no label smoothing): `eval_loss` measures the student,
-        not the curriculum."""
-        inputs, labels, _ = self._pop_targets(self._prepare_inputs(inputs))
-        with torch.no_grad():
-            logits = self._student_logits(model, inputs)
-            loss = None if labels is None else self._per_sample_loss(logits, labels, 0.0).mean()
-        if prediction_loss_only:
-            return loss, None, None
-        return loss, logits, labels
-
-    # ---- Training end: records, label issues ----
-
-    def train(self, *args: Any, **kwargs: Any) -> TrainOutput:
-        """As [`~transformers.Trainer.train`]; then writes the student records (`record_student`) and the label-issue
-        ranking (`label_issues`) under `output_dir` (main process)."""
-        output = super().train(*args, **kwargs)
-        if self.args.record_student and self.args.should_save:
-            records = self.student_records()
-            _save_atomically(os.path.join(self.args.output_dir, STUDENT_RECORDS_DIR), records.save_to_disk)
-        if self.args.label_issues:
-            self.rank_label_issues()
-        return output
-
-    def rank_label_issues(self, dataset: datasets.Dataset | None = None) -> datasets.Dataset:
-        """Rank the samples of `dataset` (default: the training set) by how likely their label is wrong.
-
-        The score is `(1 - mean weight) + 1[predicted label != given label]`: the mean weight the curriculum gave the
-        sample over the last part of training (from the second half, after burn-in; 1 when the sample has no
-        records, which are kept with `record_student` or `label_issues`) and the final student's prediction. Ties
-        are broken by the sample's mean recorded loss (the final loss when it has none).
-
-        Returns:
-            `datasets.Dataset` with `sample_index`, `label`, `predicted_label`, `score`, `mean_weight` and
-            `mean_loss`, most suspicious first; also written to `output_dir/label_issues.csv` by the main process.
-        """
-        dataset = self.train_dataset if dataset is None else dataset
-        predictions = self._student_predictions(dataset)
-        sample_index = _required(predictions, "sample_index", "the label-issue ranking")
-        mean_weight = np.ones(len(sample_index))
-        mean_loss = predictions["loss"].astype(np.float64)
-        if self._keep_records and self._records:
-            records = self.student_records()
-            start = max(self.burn_in_fraction, 0.5)
-            window = np.asarray(records["progress"]) >= start
-            if not window.any():
-                window[:] = True
-            recorded_index = np.asarray(records["sample_index"])[window]
-            size = max(int(recorded_index.max()), int(sample_index.max())) + 1
-            counts = np.bincount(recorded_index, minlength=size)
-            weight_sums = np.bincount(recorded_index, weights=np.asarray(records["weight"])[window], minlength=size)
-            loss_sums = np.bincount(recorded_index, weights=np.asarray(records["loss"])[window], minlength=size)
-            seen = counts[sample_index] > 0
-            mean_weight[seen] = weight_sums[sample_index][seen] / counts[sample_index][seen]
-            mean_loss[seen] = loss_sums[sample_index][seen] / counts[sample_index][seen]
-        score = (1.0 - mean_weight) + (predictions["predicted_label"] != predictions["label"])
-        order = np.lexsort((-mean_loss, -score))
-        issues = datasets.Dataset.from_dict(
-            {
-                "sample_index": sample_index[order],
-                "label": predictions["label"][order],
-                "predicted_label": predictions["predicted_label"][order],
-                "score": score[order],
-                "mean_weight": mean_weight[order],
-                "mean_loss": mean_loss[order],
-            }
-        )
-        if self.args.should_save:
-            os.makedirs(self.args.output_dir, exist_ok=True)
-            path = os.path.join(self.args.output_dir, LABEL_ISSUES_FILE)
-            _save_atomically(path, issues.to_csv)
-        return issues
-
     # ---- Checkpoints ----
 
-    def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
-        super()._save_checkpoint(model, trial)
-        if not self.args.should_save:
-            return
-        output_dir = os.path.join(
-            self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-        )
-        if self.curriculum is not None:
-            _save_atomically(os.path.join(output_dir, MENTORNET_DIR), self.curriculum.save_pretrained)
-        state = {
+    def _checkpoint_state(self) -> dict[str, Any]:
+        return {
+            **super()._checkpoint_state(),
             "loss_moving_average": self._loss_moving_average,
             "dropout_generator": self._dropout_generator.get_state(),
             "next_curriculum_update": self._next_curriculum_update,
             "closed_form_weights": self._closed_form_weights,
             "feature_buffer": self._feature_buffer,
-            "metrics": dict(self._metrics["train"]),
-            "records": self._records,
         }
-        _save_atomically(os.path.join(output_dir, TRAINER_STATE_FILE), lambda path: torch.save(state, path))
-        if self.args.record_student:
-            _save_atomically(os.path.join(output_dir, STUDENT_RECORDS_DIR), self.student_records().save_to_disk)
 
-    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
-        super()._load_from_checkpoint(resume_from_checkpoint, model)
-        device = self.args.device
-        mentornet_dir = os.path.join(resume_from_checkpoint, MENTORNET_DIR)
-        if os.path.isdir(mentornet_dir):
-            self.curriculum = MentorNetModel.from_pretrained(mentornet_dir).to(device).eval()
-        state = torch.load(os.path.join(resume_from_checkpoint, TRAINER_STATE_FILE), map_location=device)
+    def _load_checkpoint_state(self, state: dict[str, Any], checkpoint: str) -> None:
+        super()._load_checkpoint_state(state, checkpoint)
         self._loss_moving_average = state["loss_moving_average"]
         self._dropout_generator.set_state(state["dropout_generator"].cpu())
         self._next_curriculum_update = state["next_curriculum_update"]
         self._closed_form_weights = state["closed_form_weights"]
         self._feature_buffer = state["feature_buffer"]
-        self._metrics["train"] = defaultdict(list, state["metrics"])
-        self._records = state["records"]
 
-    def create_model_card(self, *args: Any, tags: str | list[str] | None = None, **kwargs: Any) -> None:
-        """As [`~transformers.Trainer.create_model_card`], tagged `mentornet` and `noisy-labels`, with the curriculum
-        the student was trained with."""
-        tags = ["mentornet", "noisy-labels"] + ([tags] if isinstance(tags, str) else list(tags or []))
-        if not self.is_world_process_zero():
-            return
-        path = os.path.join(self.args.output_dir, "README.md")
-        if self._student_is_transformers:
-            super().create_model_card(*args, tags=tags, **kwargs)
-        else:
-            # transformers' card reads `model.config`, which plain nn.Modules lack: start a minimal card instead.
-            with open(path, "w") as card:
-                card.write("---\ntags:\n" + "".join(f"- {tag}\n" for tag in tags) + "---\n")
+    def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
+        super()._save_checkpoint(model, trial)
+        if self.args.should_save and self.curriculum is not None:
+            output_dir = os.path.join(
+                self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+            )
+            save_atomically(os.path.join(output_dir, MENTORNET_DIR), self.curriculum.save_pretrained)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        mentornet_dir = os.path.join(resume_from_checkpoint, MENTORNET_DIR)
+        if os.path.isdir(mentornet_dir):
+            self.curriculum = MentorNetModel.from_pretrained(mentornet_dir).to(self.args.device).eval()
+
+    def _model_card_lines(self) -> list[str]:
+        args = self.args
         config = self.curriculum.config if self.curriculum is not None else None
-        per_class = self.args.loss_percentile_per_class
-        lines = [
+        return [
             "",
             "## Curriculum (MentorNet)",
             "",
             "Trained with `hf_mentornet.MentorNetTrainer` (Jiang et al., ICML 2018, Algorithm 1).",
             "",
-            f"- curriculum type: {self.args.curriculum_type}",
+            f"- curriculum type: {args.curriculum_type}",
             f"- curriculum: {config.curriculum_name if config is not None else 'closed form (Eq. 7)'}",
-            f"- loss percentile: {self.loss_p_percentile}{' per label class' if per_class else ''}, moving-average "
-            f"decay: {self.loss_moving_average_decay}",
-            f"- burn-in fraction: {self.burn_in_fraction}, fixed epoch after burn-in: {self.fixed_epoch_after_burn_in}",
-            f"- example dropout schedule: {self.example_dropout_schedule}",
-            f"- curriculum updates at: {list(self.args.curriculum_update_at)}",
+            f"- loss percentile: {args.loss_p_percentile}{' per label class' if args.loss_percentile_per_class else ''}"
+            f", moving-average decay: {args.loss_moving_average_decay}",
+            f"- burn-in fraction: {args.burn_in_fraction}, fixed epoch after burn-in: {args.fixed_epoch_after_burn_in}",
+            f"- example dropout schedule: {args.example_dropout_schedule}",
+            f"- curriculum updates at: {list(args.curriculum_update_at)}",
         ]
-        with open(path, "a") as card:
-            card.write("\n".join(lines) + "\n")
-
-
-def _label_range_error(logits: torch.Tensor, labels: torch.Tensor) -> ValueError:
-    return ValueError(
-        f"`labels` must be class indices in 0..{logits.shape[-1] - 1} (the student has {logits.shape[-1]} "
-        f"outputs), got values {int(labels.min())}..{int(labels.max())}."
-    )
-
-
-def _override(value: Any, default: Any) -> Any:
-    return default if value is None else value
-
-
-def _required(batch: dict[str, Any], name: str, user: str) -> Any:
-    if name not in batch:
-        raise ValueError(
-            f"The batch has no `{name}` column, needed by {user}: add a stable row index (e.g. "
-            "`dataset.add_column('sample_index', list(range(len(dataset))))`) and keep it in the collator."
-        )
-    return batch[name]
 
 
 def _num_samples(train_dataset: Any) -> int:

@@ -3,28 +3,35 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-
-from transformers import TrainingArguments
+from dataclasses import dataclass, field, fields
 
 from .configuration_mentornet import validate_dropout_schedule
+from .weighted_trainer import WeightedLossArguments
 
 __all__ = ["MentorNetTrainingArguments"]
 
-CURRICULUM_TYPES = ("mentornet", "closed-form", "self-paced")
-LOSS_TYPES = ("cross_entropy", "focal", "reed-soft", "reed-hard")
+CURRICULUM_TYPES = ("mentornet", "closed-form")
 LOSS_NORMALIZATIONS = ("batch_size", "weight_sum")
+# The training settings a curriculum's config recommends; `None` here means "the curriculum's value".
+CURRICULUM_SETTINGS = (
+    "loss_p_percentile",
+    "loss_moving_average_decay",
+    "burn_in_fraction",
+    "fixed_epoch_after_burn_in",
+    "example_dropout_schedule",
+)
 
 
 @dataclass
-class MentorNetTrainingArguments(TrainingArguments):
+class MentorNetTrainingArguments(WeightedLossArguments):
     r"""
-    [`~transformers.TrainingArguments`] of [`MentorNetTrainer`]: training a classifier (the StudentNet) with
-    per-sample weights from a curriculum (Jiang et al., ICML 2018, Algorithm 1 "SPADE").
+    Arguments of [`MentorNetTrainer`]: training a classifier (the StudentNet) with per-sample weights from a
+    curriculum (Jiang et al., ICML 2018, Algorithm 1 "SPADE").
 
     The curriculum's own training settings (`loss_p_percentile`, `loss_moving_average_decay`, `burn_in_fraction`,
     `fixed_epoch_after_burn_in`, `example_dropout_schedule`) are read from its [`MentorNetConfig`]; the arguments
-    of the same names override them when set (`None` = the curriculum's value).
+    of the same names override them when set (`None` = the curriculum's value). [`MentorNetTrainer`] resolves them
+    when it is built: its `args` hold the values used.
     """
 
     curriculum: str = field(
@@ -38,59 +45,8 @@ class MentorNetTrainingArguments(TrainingArguments):
         default="mentornet",
         metadata={
             "help": "'mentornet': weights from the learned MentorNet (Algorithm 1 step 11). 'closed-form': the "
-            "known-G branch (step 9), a per-sample weight updated by projected gradient descent on Eq. 6. "
-            "'self-paced': the self-paced baseline (Kumar et al., 2010; paper Appendix E.2), weight "
-            "1[loss <= lambda], lambda the `self_paced_percentile` of the batch losses times "
-            "`self_paced_growth`^epoch; no network.",
+            "known-G branch (step 9), a per-sample weight updated by projected gradient descent on Eq. 6.",
             "choices": list(CURRICULUM_TYPES),
-        },
-    )
-    self_paced_percentile: float = field(
-        default=0.5,
-        metadata={
-            "help": "curriculum_type='self-paced': the batch-loss percentile (fraction in (0, 1]) that sets lambda at "
-            "epoch 0 (the paper tunes 0.5, 0.6, 0.75)."
-        },
-    )
-    self_paced_growth: float = field(
-        default=1.2,
-        metadata={
-            "help": "curriculum_type='self-paced': lambda's factor per completed epoch, >= 1 (the paper: +20% per "
-            "epoch, compounding: lambda_e = lambda_0 * 1.2^e)."
-        },
-    )
-    loss_type: str = field(
-        default="cross_entropy",
-        metadata={
-            "help": "The per-sample training loss the curriculum weights: 'cross_entropy', 'focal' (Lin et al., "
-            "2017; `focal_gamma`), 'reed-soft' or 'reed-hard' (Reed et al., 2014 bootstrapping; `reed_beta`).",
-            "choices": list(LOSS_TYPES),
-        },
-    )
-    focal_gamma: float = field(
-        default=2.0,
-        metadata={"help": "loss_type='focal': gamma >= 0 of -(1 - p_y)^gamma log p_y (the paper tunes 1, 2, 3)."},
-    )
-    reed_beta: float = field(
-        default=0.8,
-        metadata={
-            "help": "loss_type='reed-soft'/'reed-hard': beta in (0, 1], the weight of the given label against the "
-            "prediction (the paper tunes 0.7, 0.8, 0.9, 0.95; 1 is the cross-entropy)."
-        },
-    )
-    co_teaching_forget_rate: float | None = field(
-        default=None,
-        metadata={
-            "help": "Co-teaching (a CoTeachingPair student): tau in [0, 1), the fraction of each batch finally "
-            "dropped, the noise-rate estimate (run_experiment sets it to the training split's corrupted fraction "
-            "when unset, as Han et al. assume the noise rate known)."
-        },
-    )
-    co_teaching_ramp_epochs: float = field(
-        default=10.0,
-        metadata={
-            "help": "Co-teaching: T_k, the epochs over which the forget rate ramps linearly from 0 to tau (Han et "
-            "al.: 10)."
         },
     )
     closed_form_lambda1: float = field(
@@ -155,7 +111,7 @@ class MentorNetTrainingArguments(TrainingArguments):
             "its gap to its own class's average as `loss_diff`. Not in the paper, whose single batch-wide average "
             "lets loss-based selection starve a class the student finds hard: its losses are high, so its samples "
             "are dropped, so it stays hard. Per class, each class keeps its easiest samples. On noisy CIFAR-10 "
-            "(bench/RESULTS.md) it ends that starvation but does not raise the student's accuracy."
+            "(the project's benchmark) it ends that starvation but does not raise the student's accuracy."
         },
     )
     loss_normalization: str = field(
@@ -167,13 +123,6 @@ class MentorNetTrainingArguments(TrainingArguments):
             "not shrink with the curriculum's selection, as co-teaching averages over the samples it keeps; then "
             "`scale_weight_decay_by_mean_weight`, which compensates the /b step, is usually left off.",
             "choices": list(LOSS_NORMALIZATIONS),
-        },
-    )
-    scale_weight_decay_by_mean_weight: bool = field(
-        default=False,
-        metadata={
-            "help": "Scale the weight decay at each optimizer step by the batch's mean sample weight, "
-            "theta_t = theta_0 * sum(v) / b (paper Appendix E.3)."
         },
     )
     curriculum_update_at: list[float] = field(
@@ -194,39 +143,6 @@ class MentorNetTrainingArguments(TrainingArguments):
             "`curriculum_update_dataset` is given."
         },
     )
-    lr_decay_at: list[float] = field(
-        default_factory=list,
-        metadata={
-            "help": "Fractions of training at which the learning rate is multiplied by `lr_decay_factor`: the "
-            "paper's step schedule (CIFAR: steps 19.5k, 25k and 30k of 39k = [0.5, 0.641, 0.769]). Empty: "
-            "`lr_scheduler_type` decides."
-        },
-    )
-    lr_decay_factor: float = field(
-        default=0.1, metadata={"help": "The factor of each step of `lr_decay_at` (the paper: 0.1)."}
-    )
-    remove_unused_columns: bool = field(
-        default=False,
-        metadata={
-            "help": "Drop the dataset columns the student's forward does not take. False here (True in "
-            "TrainingArguments): images are usually transformed lazily (`hf_mentornet.data.with_image_transform`), "
-            "which reads the stored image and label columns, and `MentorNetCollator` keeps only what training needs."
-        },
-    )
-    record_student: bool = field(
-        default=False,
-        metadata={
-            "help": "Record per sample and step (sample_index, progress, epoch, label, clean_label, loss, weight) and "
-            "write them to `output_dir/student_records`: the input of `learn_from_records`."
-        },
-    )
-    label_issues: bool = field(
-        default=False,
-        metadata={
-            "help": "After training, rank the training samples by how likely their label is wrong and write "
-            "`output_dir/label_issues.csv`."
-        },
-    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -234,36 +150,18 @@ class MentorNetTrainingArguments(TrainingArguments):
             raise ValueError(
                 f"`curriculum_type`={self.curriculum_type!r} is not supported; use one of {list(CURRICULUM_TYPES)}."
             )
-        if self.loss_type not in LOSS_TYPES:
-            raise ValueError(f"`loss_type`={self.loss_type!r} is not supported; use one of {list(LOSS_TYPES)}.")
         if self.loss_normalization not in LOSS_NORMALIZATIONS:
             raise ValueError(
                 f"`loss_normalization`={self.loss_normalization!r} is not supported; use one of "
                 f"{list(LOSS_NORMALIZATIONS)} ('batch_size' is the paper's)."
             )
-        if self.focal_gamma < 0:
-            raise ValueError(f"`focal_gamma`={self.focal_gamma!r} must be >= 0 (0 is the cross-entropy), e.g. 2.")
-        if not 0.0 < self.reed_beta <= 1.0:
-            raise ValueError(f"`reed_beta`={self.reed_beta!r} must be in (0, 1] (1 is the cross-entropy), e.g. 0.8.")
-        if self.loss_type != "cross_entropy" and self.label_smoothing_factor > 0:
+        changed = [
+            f.name for f in fields(self) if f.name.startswith("closed_form_") and getattr(self, f.name) != f.default
+        ]
+        if self.curriculum_type != "closed-form" and changed:
             raise ValueError(
-                f"`label_smoothing_factor`={self.label_smoothing_factor!r} applies to the cross-entropy only, but "
-                f"`loss_type`={self.loss_type!r}; set one of them back to its default."
-            )
-        if not 0.0 < self.self_paced_percentile <= 1.0:
-            raise ValueError(
-                f"`self_paced_percentile`={self.self_paced_percentile!r} must be a fraction in (0, 1], e.g. 0.5."
-            )
-        if self.self_paced_growth < 1.0:
-            raise ValueError(f"`self_paced_growth`={self.self_paced_growth!r} must be >= 1 (the paper: 1.2).")
-        if self.co_teaching_forget_rate is not None and not 0.0 <= self.co_teaching_forget_rate < 1.0:
-            raise ValueError(
-                f"`co_teaching_forget_rate`={self.co_teaching_forget_rate!r} must be in [0, 1): the estimated "
-                "fraction of corrupted labels, e.g. 0.4."
-            )
-        if self.co_teaching_ramp_epochs < 0:
-            raise ValueError(
-                f"`co_teaching_ramp_epochs`={self.co_teaching_ramp_epochs!r} must be >= 0 (Han et al.: 10)."
+                f"{changed} set the closed-form branch, but `curriculum_type`={self.curriculum_type!r}; set "
+                "`curriculum_type='closed-form'` or leave them at their defaults."
             )
         if self.closed_form_lambda1 < 0 and not self.closed_form_relative:
             raise ValueError(f"`closed_form_lambda1`={self.closed_form_lambda1!r} must be >= 0 on the raw loss.")
@@ -288,13 +186,6 @@ class MentorNetTrainingArguments(TrainingArguments):
                 f"`curriculum_update_at`={fractions!r} must be increasing fractions of training in (0, 1), "
                 "e.g. [0.21, 0.75]."
             )
-        decays = list(self.lr_decay_at)
-        if any(not 0.0 < fraction < 1.0 for fraction in decays) or decays != sorted(decays):
-            raise ValueError(
-                f"`lr_decay_at`={decays!r} must be increasing fractions of training in (0, 1), e.g. [0.5, 0.641, 0.769]."
-            )
-        if not 0.0 < self.lr_decay_factor <= 1.0:
-            raise ValueError(f"`lr_decay_factor`={self.lr_decay_factor!r} must be in (0, 1], e.g. 0.1.")
         for name in ("curriculum_update_steps", "curriculum_update_buffer_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}`={getattr(self, name)!r} must be a positive integer.")

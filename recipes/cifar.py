@@ -14,9 +14,10 @@ On many GPUs (one process per GPU; edit `num_processes` in the config):
 
 Any `datasets` image dataset works: `--dataset` takes a Hub id (default `uoft-cs/cifar10`) or a local path for
 `datasets.load_dataset`, with `--image_column` / `--label_column` naming its columns. All arguments can come from a
-YAML file: `python recipes/cifar.py my_run.yaml`.
+YAML file, with command-line overrides: `python recipes/cifar.py my_run.yaml --seed 1`.
 
-Methods (`hf_mentornet.experiment.METHODS`): `plain` (the FullModel baseline: the student's own regularisation, no
+Methods (`hf_mentornet.methods.METHODS`, each with its trainer and arguments: a method's own arguments, such as
+`--focal_gamma`, are taken only with that method): `plain` (the FullModel baseline: the student's own regularisation, no
 curriculum), `mentornet-pd`, `mentornet-dd`, the paper's baselines (Appendix E.2) `focal` (focal loss, `--focal_gamma`,
 the paper tunes 1/2/3), `reed-soft` / `reed-hard` (Reed et al.'s bootstrapping, `--reed_beta`, tuned in
 0.7/0.8/0.9/0.95), `self-paced` (Kumar et al.: weight 1[loss <= lambda], lambda the `--self_paced_percentile` of the
@@ -25,11 +26,12 @@ adaptation layer on the student, saved with it), `forgetting` (Arpit et al.: pla
 pass it in `--student_kwargs`, e.g. `'{"drop_rate": 0.5}'` for timm; the paper tunes it in 0.2-0.9), and beyond the
 paper `co-teaching` (Han et al., 2018: two students, `--co_teaching_forget_rate` defaults to the corrupted fraction,
 `--co_teaching_ramp_epochs` 10) and `oracle` (trained only on the samples whose label was not corrupted: the ceiling of
-a perfect curriculum). Any other name is taken as a curriculum (a shipped name, a directory written by
-`save_pretrained`, a Hub id); the shipped `focal` and `self-paced` MentorNets are reachable as directories.
+a perfect curriculum). `mentornet-dd` uses the shipped DD learned at the noise rate nearest the data's (the paper
+learns one per rate); `mentornet` takes any curriculum: `--method mentornet --curriculum <shipped name, directory or
+Hub id>` (e.g. the shipped `focal` or `self-paced` MentorNets).
 
-Defaults follow the paper's resnet StudentNet (Appendix E.1): batch 128, momentum SGD 0.9, lr 0.1 x0.1 at steps
-19.5k, 25k and 30k of 39k (the same fractions of whatever length is chosen), weight decay 2e-4 scaled by the batch's
+Defaults are the paper's protocol in `recipes/configs/cifar.yaml` (the resnet StudentNet, Appendix E.1): batch 128,
+momentum SGD 0.9, lr 0.1 x0.1 at steps 19.5k, 25k and 30k of 39k (the same fractions of whatever length is chosen), weight decay 2e-4 scaled by the batch's
 mean weight (Appendix E.3), ~100 epochs (39k steps of 128 on 50k images), augmentation pad 4 / random crop / flip.
 The default student is timm's resnet18 at 32x32 (the paper's wide resnet-101 is not in timm); on a CPU pass a small
 one, e.g. `--student transformers/resnet --student_kwargs '{"hidden_sizes": [32, 64, 128], "depths": [1, 1, 1]}'`.
@@ -41,35 +43,18 @@ weight on clean and corrupted samples), the student (`save_pretrained`) and `lab
 from __future__ import annotations
 
 import json
-import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import datasets
 import torch
-import yaml
-from transformers import HfArgumentParser
+from recipe_helpers import CONFIGS_DIR, check_output_dir, parse_args, read_yaml, run_experiment
 
-from hf_mentornet.experiment import check_output_dir, run_experiment
+from hf_mentornet.methods import METHODS
 from hf_mentornet.students import build_student
-from hf_mentornet.training_args import MentorNetTrainingArguments
+from hf_mentornet.weighted_trainer import WeightedLossArguments
 
-TRAINING_DEFAULTS = {
-    "per_device_train_batch_size": 128,
-    "per_device_eval_batch_size": 512,
-    "learning_rate": 0.1,
-    "optim": "sgd",
-    "optim_args": "momentum=0.9",
-    "weight_decay": 2e-4,
-    "scale_weight_decay_by_mean_weight": True,
-    "num_train_epochs": 100,
-    "lr_decay_at": [0.5, 0.641, 0.769],
-    "lr_decay_factor": 0.1,
-    "logging_steps": 50,
-    "save_strategy": "epoch",
-    "save_total_limit": 2,
-    "report_to": "none",
-    "label_issues": True,
-}
+PROTOCOL = CONFIGS_DIR / "cifar.yaml"
 
 
 @dataclass
@@ -94,9 +79,8 @@ class CifarArguments:
     method: str = field(
         default="mentornet-dd",
         metadata={
-            "help": "plain, mentornet-pd, mentornet-dd, focal, reed-soft, reed-hard, self-paced, s-model, forgetting "
-            "(set the student's dropout in --student_kwargs), co-teaching, oracle, or a curriculum (shipped name, "
-            "directory, Hub id). See the module docstring."
+            "help": "The method (see the module docstring); `mentornet` uses the `--curriculum` given.",
+            "choices": list(METHODS),
         },
     )
     student: str = field(
@@ -115,13 +99,14 @@ class CifarArguments:
     )
 
 
-def parse_args() -> tuple[CifarArguments, MentorNetTrainingArguments]:
-    parser = HfArgumentParser((CifarArguments, MentorNetTrainingArguments))
-    if len(sys.argv) == 2 and sys.argv[1].endswith((".yaml", ".yml")):
-        with open(sys.argv[1]) as file:
-            return parser.parse_dict({**TRAINING_DEFAULTS, **yaml.safe_load(file)})
-    parser.set_defaults(**TRAINING_DEFAULTS)
-    return parser.parse_args_into_dataclasses()
+def parse_cifar_args(argv: Sequence[str] | None = None) -> tuple[CifarArguments, WeightedLossArguments]:
+    """The recipe's arguments: `recipes/configs/cifar.yaml`, then a YAML file given first, then the command line;
+    the training arguments are those of the chosen method's trainer."""
+    return parse_args(
+        [CifarArguments, lambda script_args: METHODS[script_args.method].trainer_class.args_class],
+        argv,
+        defaults=read_yaml(PROTOCOL),
+    )
 
 
 def load_image_dataset(script_args: CifarArguments, seed: int) -> datasets.DatasetDict:
@@ -145,8 +130,7 @@ def load_image_dataset(script_args: CifarArguments, seed: int) -> datasets.Datas
     return dataset
 
 
-def main() -> None:
-    script_args, training_args = parse_args()
+def main(script_args: CifarArguments, training_args: WeightedLossArguments) -> None:
     if training_args.should_save:
         check_output_dir(script_args, training_args, overwrite=script_args.overwrite_output_dir)
     with training_args.main_process_first(desc="loading the dataset"):
@@ -194,4 +178,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(*parse_cifar_args())

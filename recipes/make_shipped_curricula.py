@@ -27,8 +27,8 @@ from transformers.utils import logging
 
 from hf_mentornet import MentorNetConfig, MentorNetModel
 from hf_mentornet.configuration_mentornet import PD_DROPOUT_SCHEDULE
+from hf_mentornet.hub import SHIPPED_CURRICULA_DIR, save_curriculum
 from hf_mentornet.learning import curriculum_mse, learn_predefined
-from hf_mentornet.modeling_mentornet import SHIPPED_CURRICULA_DIR, save_curriculum
 
 SEED = 0
 # A shipped curriculum passes `--check` when its MSE on fresh grid points stays within this of its recorded test MSE.

@@ -29,22 +29,21 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import datasets
 import torch
-import yaml
-from transformers import HfArgumentParser
+from recipe_helpers import parse_args
 
 from hf_mentornet import MentorNetConfig, MentorNetModel
 from hf_mentornet.configuration_mentornet import DD_DROPOUT_SCHEDULE
-from hf_mentornet.experiment import learn_data_driven_curriculum
-from hf_mentornet.learning import learn_from_records, learn_predefined
-from hf_mentornet.modeling_mentornet import save_curriculum
+from hf_mentornet.hub import save_curriculum
+from hf_mentornet.learning import learn_data_driven_curriculum, learn_from_records, learn_predefined
+from hf_mentornet.methods import SMALL_STUDENT_SETTINGS
 from hf_mentornet.students import build_student
-from hf_mentornet.training_args import MentorNetTrainingArguments
+from hf_mentornet.weighted_trainer import WeightedLossArguments
 
 
 @dataclass
@@ -102,9 +101,18 @@ class TrainMentorNetArguments:
         metadata={"help": "JSON of the student's constructor / configuration arguments."},
     )
     image_size: int = field(default=32, metadata={"help": "Input resolution of the student."})
-    student_epochs: float = field(default=30, metadata={"help": "Epochs of each record-producing student."})
-    student_learning_rate: float = field(default=0.05, metadata={"help": "Its learning rate (SGD, momentum 0.9)."})
-    student_batch_size: int = field(default=128, metadata={"help": "Its batch size."})
+    student_epochs: float = field(
+        default=SMALL_STUDENT_SETTINGS["num_train_epochs"],
+        metadata={
+            "help": "Epochs of each record-producing student (the rest of its training: SMALL_STUDENT_SETTINGS)."
+        },
+    )
+    student_learning_rate: float = field(
+        default=SMALL_STUDENT_SETTINGS["learning_rate"], metadata={"help": "Its learning rate (SGD, momentum 0.9)."}
+    )
+    student_batch_size: int = field(
+        default=SMALL_STUDENT_SETTINGS["per_device_train_batch_size"], metadata={"help": "Its batch size."}
+    )
     records_output: str | None = field(
         default=None,
         metadata={
@@ -117,12 +125,9 @@ class TrainMentorNetArguments:
     hub_model_id: str | None = field(default=None, metadata={"help": "The Hub repository, e.g. user/mentornet-dd."})
 
 
-def parse_args() -> TrainMentorNetArguments:
-    parser = HfArgumentParser(TrainMentorNetArguments)
-    if len(sys.argv) == 2 and sys.argv[1].endswith((".yaml", ".yml")):
-        with open(sys.argv[1]) as file:
-            return parser.parse_dict(yaml.safe_load(file))[0]
-    return parser.parse_args_into_dataclasses()[0]
+def parse_train_mentornet_args(argv: Sequence[str] | None = None) -> tuple[TrainMentorNetArguments]:
+    """The recipe's arguments: a YAML file given first, then the command line."""
+    return parse_args([TrainMentorNetArguments], argv)
 
 
 def learn_from_student(args: TrainMentorNetArguments, fitting: dict) -> tuple[MentorNetModel, dict]:
@@ -136,15 +141,14 @@ def learn_from_student(args: TrainMentorNetArguments, fitting: dict) -> tuple[Me
     subset = dataset.shuffle(seed=args.seed).select(range(min(args.subset_size, len(dataset)))).flatten_indices()
     num_labels = subset.features[args.label_column].num_classes
     student_kwargs = json.loads(args.student_kwargs)
-    training_args = MentorNetTrainingArguments(
+    training_args = WeightedLossArguments(
+        **{
+            **SMALL_STUDENT_SETTINGS,
+            "num_train_epochs": args.student_epochs,
+            "per_device_train_batch_size": args.student_batch_size,
+            "learning_rate": args.student_learning_rate,
+        },
         output_dir=tempfile.mkdtemp(prefix="mentornet-students-"),
-        num_train_epochs=args.student_epochs,
-        per_device_train_batch_size=args.student_batch_size,
-        learning_rate=args.student_learning_rate,
-        optim="sgd",
-        optim_args="momentum=0.9",
-        weight_decay=5e-4,
-        lr_scheduler_type="cosine",
         save_strategy="no",
         logging_steps=20,
         report_to="none",
@@ -178,8 +182,7 @@ def learn_from_student(args: TrainMentorNetArguments, fitting: dict) -> tuple[Me
     return model, metrics
 
 
-def main() -> None:
-    args = parse_args()
+def main(args: TrainMentorNetArguments) -> None:
     torch.manual_seed(args.seed)
     fitting = {"seed": args.seed} | ({"max_steps": args.max_steps} if args.max_steps else {})
     if args.source == "predefined":
@@ -210,4 +213,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(*parse_train_mentornet_args())

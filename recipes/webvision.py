@@ -34,15 +34,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
-import yaml
-from transformers import HfArgumentParser
+from recipe_helpers import check_output_dir, parse_args
 
 from hf_mentornet.data import MentorNetCollator, image_transforms, with_image_transform
-from hf_mentornet.experiment import check_output_dir
 from hf_mentornet.metrics import load_metric
 from hf_mentornet.noise import add_sample_index
 from hf_mentornet.students import build_student
@@ -132,17 +130,14 @@ class WebVisionArguments:
     )
 
 
-def parse_args() -> tuple[WebVisionArguments, MentorNetTrainingArguments]:
-    parser = HfArgumentParser((WebVisionArguments, MentorNetTrainingArguments))
-    if len(sys.argv) == 2 and sys.argv[1].endswith((".yaml", ".yml")):
-        with open(sys.argv[1]) as file:
-            return parser.parse_dict({**TRAINING_DEFAULTS, **yaml.safe_load(file)})
-    parser.set_defaults(**TRAINING_DEFAULTS)
-    return parser.parse_args_into_dataclasses()
+def parse_webvision_args(
+    argv: Sequence[str] | None = None,
+) -> tuple[WebVisionArguments, MentorNetTrainingArguments]:
+    """The recipe's arguments: `TRAINING_DEFAULTS`, then a YAML file given first, then the command line."""
+    return parse_args([WebVisionArguments, MentorNetTrainingArguments], argv, defaults=TRAINING_DEFAULTS)
 
 
-def main() -> None:
-    script_args, training_args = parse_args()
+def main(script_args: WebVisionArguments, training_args: MentorNetTrainingArguments) -> None:
     if isinstance(script_args.student_kwargs, str):
         script_args.student_kwargs = json.loads(script_args.student_kwargs)
     if len(script_args.splits) != 3:
@@ -215,4 +210,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(*parse_webvision_args())

@@ -1,9 +1,9 @@
 """The paper's baselines (Appendix E.2) and Co-teaching: the losses against hand-computed values, the self-paced
-threshold, the S-model's noise channel, Co-teaching's selection, and every method end to end through
-`run_experiment` on scikit-learn's digits with a tiny transformers ResNet (and its data-driven curriculum update)."""
+threshold, the S-model's noise channel, Co-teaching's selection, each method's own arguments, and every method end
+to end through `hf_mentornet.methods.train_method` on scikit-learn's digits with a tiny transformers ResNet (and
+the data-driven curriculum update)."""
 
 import math
-from dataclasses import replace
 
 import pytest
 import torch
@@ -11,10 +11,14 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
-from hf_mentornet import load_curriculum
+from hf_mentornet import inject_label_noise, load_curriculum
 from hf_mentornet.baselines import (
+    CoTeachingConfig,
     CoTeachingPair,
+    CoTeachingTrainer,
     NoiseAdaptationLayer,
+    RobustLossConfig,
+    SelfPacedConfig,
     co_teaching_forget_rate,
     co_teaching_weights,
     focal_loss,
@@ -23,9 +27,10 @@ from hf_mentornet.baselines import (
     self_paced_threshold,
 )
 from hf_mentornet.data import load_embedded_dataset
-from hf_mentornet.experiment import METHODS, run_experiment
+from hf_mentornet.methods import METHODS, method_arguments, train_method
 from hf_mentornet.students import build_student
-from hf_mentornet.training_args import MentorNetTrainingArguments
+from hf_mentornet.trainer import MentorNetTrainer
+from hf_mentornet.weighted_trainer import WeightedLossArguments, WeightedLossTrainer
 
 LOGITS = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]])
 LABELS = torch.tensor([0, 2])
@@ -117,20 +122,46 @@ def _copy(module):
 
 
 def test_bad_arguments(tmp_path):
-    for name, value, match in [
-        ("focal_gamma", -1.0, "focal_gamma"),
-        ("reed_beta", 0.0, "reed_beta"),
-        ("reed_beta", 1.5, "reed_beta"),
-        ("loss_type", "hinge", "loss_type"),
-        ("self_paced_growth", 0.9, "self_paced_growth"),
-        ("co_teaching_forget_rate", 1.0, "co_teaching_forget_rate"),
+    for config_class, name, value in [
+        (RobustLossConfig, "focal_gamma", -1.0),
+        (RobustLossConfig, "reed_beta", 0.0),
+        (RobustLossConfig, "reed_beta", 1.5),
+        (RobustLossConfig, "loss_type", "hinge"),
+        (SelfPacedConfig, "self_paced_growth", 0.9),
+        (SelfPacedConfig, "self_paced_percentile", 0.0),
+        (CoTeachingConfig, "co_teaching_forget_rate", 1.0),
+        (CoTeachingConfig, "co_teaching_ramp_epochs", -1.0),
     ]:
-        with pytest.raises(ValueError, match=match):
-            MentorNetTrainingArguments(output_dir=str(tmp_path), report_to="none", **{name: value})
+        with pytest.raises(ValueError, match=name):
+            config_class(output_dir=str(tmp_path), report_to="none", **{name: value})
     with pytest.raises(ValueError, match="label_smoothing_factor"):
-        MentorNetTrainingArguments(
-            output_dir=str(tmp_path), report_to="none", loss_type="focal", label_smoothing_factor=0.1
-        )
+        RobustLossConfig(output_dir=str(tmp_path), report_to="none", loss_type="focal", label_smoothing_factor=0.1)
+    # What co-teaching used to ignore silently is refused, naming the argument.
+    with pytest.raises(ValueError, match="scale_weight_decay_by_mean_weight"):
+        CoTeachingConfig(output_dir=str(tmp_path), report_to="none", scale_weight_decay_by_mean_weight=True)
+    with pytest.raises(TypeError, match="CoTeachingPair"):
+        CoTeachingTrainer(model=nn.Linear(4, 3), args=CoTeachingConfig(output_dir=str(tmp_path), report_to="none"))
+    pair = CoTeachingPair(nn.Linear(4, 3), nn.Linear(4, 3))
+    with pytest.raises(ValueError, match="co_teaching_forget_rate"):
+        CoTeachingTrainer(model=pair, args=CoTeachingConfig(output_dir=str(tmp_path), report_to="none"))
+
+
+def test_a_method_takes_only_its_own_arguments(tmp_path):
+    base = {"output_dir": str(tmp_path), "report_to": "none"}
+    with pytest.raises(ValueError, match=r"\['focal_gamma'\] are not arguments of `method`='mentornet-pd'"):
+        method_arguments("mentornet-pd", {**base, "focal_gamma": 2.0}, corrupted_fraction=0.4)
+    with pytest.raises(ValueError, match="burn_in_fraction"):
+        method_arguments("co-teaching", {**base, "burn_in_fraction": 0.2}, corrupted_fraction=0.4)
+    with pytest.raises(ValueError, match="no-such-method"):
+        method_arguments("no-such-method", base, corrupted_fraction=0.4)
+    # The per-rate DD choice: the shipped DD learned at the nearest noise rate.
+    chosen = {
+        rate: method_arguments("mentornet-dd", base, corrupted_fraction=rate).curriculum for rate in (0.18, 0.36)
+    }
+    assert chosen == {0.18: "mentornet-dd-0.2", 0.36: "mentornet-dd"}
+    args = method_arguments("co-teaching", {**base, "scale_weight_decay_by_mean_weight": True}, corrupted_fraction=0.3)
+    assert args.co_teaching_forget_rate == 0.3 and not args.scale_weight_decay_by_mean_weight
+    assert type(method_arguments("plain", base, corrupted_fraction=0.4)) is WeightedLossArguments
 
 
 @pytest.fixture(scope="module")
@@ -145,9 +176,9 @@ def tiny_student():
     )
 
 
-def experiment_args(tmp_path, **overrides) -> MentorNetTrainingArguments:
-    """Small, quiet CPU training arguments for `run_experiment` on the digits."""
-    settings = {
+def settings(tmp_path, **overrides) -> dict:
+    """Small, quiet CPU training arguments for `train_method` on the digits."""
+    return {
         "output_dir": str(tmp_path),
         "per_device_train_batch_size": 32,
         "per_device_eval_batch_size": 64,
@@ -158,34 +189,38 @@ def experiment_args(tmp_path, **overrides) -> MentorNetTrainingArguments:
         "use_cpu": True,
         "seed": 0,
         "disable_tqdm": True,
+        **overrides,
     }
-    return MentorNetTrainingArguments(**{**settings, **overrides})
 
 
-def test_unknown_method_lists_the_methods(digits, tmp_path):
-    args = MentorNetTrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
-    with pytest.raises(ValueError, match="co-teaching") as error:
-        run_experiment(digits, tiny_student, "no-such-method", args, noise_rate=0.4)
-    assert "no-such-method" in str(error.value)
+def run(digits, method, tmp_path, **kwargs):
+    noisy = inject_label_noise(digits, 0.4, seed=0)
+    train_kwargs = {name: kwargs.pop(name) for name in ("curriculum_update_size",) if name in kwargs}
+    return train_method(
+        method, noisy, tiny_student, settings(tmp_path, **kwargs), transform_kwargs={"image_size": 16}, **train_kwargs
+    )
 
 
 @pytest.mark.parametrize(
     "method",
-    ["focal", "reed-soft", "reed-hard", "self-paced", "s-model", "co-teaching", "forgetting", "oracle"],
+    ["plain", "focal", "reed-soft", "reed-hard", "self-paced", "s-model", "co-teaching", "forgetting", "oracle"],
 )
 def test_method_end_to_end(digits, tmp_path, method):
     assert method in METHODS
-    args = experiment_args(tmp_path, num_train_epochs=1, logging_steps=1)
-    result, trainer = run_experiment(
-        digits, tiny_student, method, args, noise_rate=0.4, transform_kwargs={"image_size": 16}
-    )
+    result, trainer = run(digits, method, tmp_path, num_train_epochs=1, logging_steps=1, label_issues=True)
     assert len(result.accuracy_per_epoch) == 1 and 0.0 <= result.last_accuracy <= 1.0
     assert math.isfinite(trainer.state.log_history[0]["loss"])
+    assert not isinstance(trainer, MentorNetTrainer)  # no curriculum in the loop of a baseline
     train = trainer.train_dataset
     if method == "oracle":
         assert not any(train["is_noisy"]) and 0 < len(train) < len(digits["train"])
     else:
         assert len(train) == len(digits["train"])
+    if method in ("plain", "s-model", "forgetting", "oracle", "focal", "reed-soft", "reed-hard"):
+        # Plain training (with its loss): every weight exactly 1.
+        assert all(log["mentornet/mean_weight"] == 1.0 for log in trainer.state.log_history if "loss" in log)
+    if method == "plain":
+        assert type(trainer) is WeightedLossTrainer
     if method == "s-model":
         trainer.save_model()
         state = load_file(str(tmp_path / "model.safetensors"))
@@ -194,6 +229,9 @@ def test_method_end_to_end(digits, tmp_path, method):
         assert trainer.args.co_teaching_forget_rate == pytest.approx(
             sum(train["is_noisy"]) / len(train)
         ) and isinstance(trainer.model, CoTeachingPair)
+        # Its label-issue ranking reads the weights the peer gave (from the second half of training).
+        issues = trainer.rank_label_issues()
+        assert len(issues) == len(train)
     if method in ("focal", "reed-soft", "reed-hard"):
         assert trainer.args.loss_type == method
     if method == "self-paced":
@@ -202,13 +240,13 @@ def test_method_end_to_end(digits, tmp_path, method):
 
 
 def test_data_driven_update_on_known_clean_training_samples(digits, tmp_path):
-    args = experiment_args(tmp_path, max_steps=10, curriculum_update_at=[0.5], curriculum_update_steps=5)
-    common = {"noise_rate": 0.4, "transform_kwargs": {"image_size": 16}}
-    with pytest.raises(ValueError, match=r"`curriculum_update_size`=90 needs `curriculum_update_at` \(got \[\]\)"):
-        no_update = replace(args, curriculum_update_at=[])
-        run_experiment(digits, tiny_student, "mentornet-dd", no_update, **common, curriculum_update_size=90)
+    update = {"max_steps": 10, "curriculum_update_steps": 5}
+    with pytest.raises(ValueError, match=r"`curriculum_update_size`=90 needs a MentorNet method"):
+        run(digits, "mentornet-dd", tmp_path, **update, curriculum_update_size=90)
+    with pytest.raises(ValueError, match=r"`curriculum_update_size`=90 needs a MentorNet method"):
+        run(digits, "plain", tmp_path, max_steps=10, curriculum_update_size=90)
     before = load_curriculum("mentornet-dd").state_dict()
-    _, trainer = run_experiment(digits, tiny_student, "mentornet-dd", args, **common, curriculum_update_size=90)
+    _, trainer = run(digits, "mentornet-dd", tmp_path, **update, curriculum_update_at=[0.5], curriculum_update_size=90)
     update = trainer.curriculum_update_dataset
     assert len(update) == 90 and {"labels", "clean_label"} <= set(update[0])
     assert any(update[i]["labels"] != update[i]["clean_label"] for i in range(90))  # noisy labels, told the clean

@@ -9,7 +9,6 @@ from transformers import ConvNextImageProcessor, ResNetConfig, ResNetForImageCla
 from hf_mentornet.data import (
     MENTORNET_COLUMNS,
     MentorNetCollator,
-    collate_fn,
     image_transforms,
     load_embedded_dataset,
     with_image_transform,
@@ -108,7 +107,7 @@ def test_pipeline_columns_and_collator(digits, timm_student):
     # Lazy: the stored columns are untouched and the test split has only image and label.
     assert data["train"].column_names == noisy["train"].column_names
     assert set(data["test"][0]) == {"pixel_values", "labels"}
-    batch = collate_fn([data["train"][i] for i in range(5)])
+    batch = MentorNetCollator()([data["train"][i] for i in range(5)])
     assert batch["pixel_values"].shape == (5, 3, 16, 16)
     assert batch["labels"].dtype == batch["sample_index"].dtype == batch["clean_label"].dtype == torch.long
     assert batch["sample_index"].tolist() == noisy["train"]["sample_index"][:5]
@@ -120,7 +119,7 @@ def test_pipeline_columns_and_collator(digits, timm_student):
 def test_pipeline_on_a_stream(digits, timm_student):
     stream = inject_label_noise(digits["train"].to_iterable_dataset(num_shards=2), 0.5, seed=0)
     data = with_image_transform(stream, image_transforms(timm_student, image_size=16, train=False))
-    loader = torch.utils.data.DataLoader(data, batch_size=4, collate_fn=collate_fn)
+    loader = torch.utils.data.DataLoader(data, batch_size=4, collate_fn=MentorNetCollator())
     batch = next(iter(loader))
     assert batch["pixel_values"].shape == (4, 3, 16, 16)
     assert batch["sample_index"].tolist() == [0, 1, 2, 3]

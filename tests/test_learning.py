@@ -7,13 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from sklearn.metrics import roc_auc_score
 
 from hf_mentornet import MentorNetConfig, MentorNetModel, feature_grid
 from hf_mentornet.learning import (
     _histories,
     _percentile_references,
-    auroc,
     curriculum_mse,
     learn_from_records,
     learn_predefined,
@@ -144,14 +142,6 @@ def test_learn_from_records_bad_records(change, match):
     change(records)
     with pytest.raises(ValueError, match=match):
         learn_from_records(records, max_steps=1)
-
-
-def test_auroc_matches_sklearn():
-    rng = np.random.default_rng(0)
-    targets = rng.random(500) < 0.3
-    scores = np.round(rng.random(500) + targets * 0.5, 1)  # rounded: many ties
-    assert auroc(scores, targets) == pytest.approx(roc_auc_score(targets, scores))
-    assert math.isnan(auroc(scores, np.zeros(500)))
 
 
 def test_plots(tmp_path):

@@ -9,7 +9,7 @@ from huggingface_hub import HfApi
 from transformers import AutoModel
 
 from hf_mentornet import CURRICULA, MentorNetConfig, MentorNetModel, curriculum_weights, feature_grid
-from hf_mentornet.modeling_mentornet import model_card
+from hf_mentornet.hub import model_card
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,8 @@
 """The main job (`hf-mentornet demo`), the CLI and the recipes cifar.py / train_mentornet.py, end to end on tiny
-real data (scikit-learn's digits)."""
+real data (scikit-learn's digits). The recipes are called as their `main(*parse_..._args(argv))`."""
 
 import json
 import os
-import runpy
 import sys
 from pathlib import Path
 
@@ -17,13 +16,11 @@ from sklearn.datasets import load_digits
 from hf_mentornet import MentorNetModel
 from hf_mentornet.cli import main as cli_main
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
+import cifar  # noqa: E402
+import train_mentornet  # noqa: E402
+
 TINY_STUDENT = '{"embedding_size": 8, "hidden_sizes": [8, 16], "depths": [1, 1]}'
-
-
-def run_recipe(name: str, argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sys, "argv", [name, *argv])
-    runpy.run_path(str(RECIPES / name), run_name="__main__")
 
 
 @pytest.fixture(scope="module")
@@ -59,14 +56,14 @@ def test_demo_main_job(tmp_path, capsys):
     assert plain["mean_weight_clean"] == pytest.approx(plain["mean_weight_noisy"], abs=0.01)
 
 
-def test_cifar_recipe_and_output_dir_guard(digits_folder, tmp_path, monkeypatch, capsys):
+def test_cifar_recipe_and_output_dir_guard(digits_folder, tmp_path, capsys):
     output_dir = str(tmp_path / "run")
     argv = [
         "--dataset", digits_folder, "--output_dir", output_dir, "--method", "mentornet-pd", "--noise_rate", "0.4",
         "--student", "transformers/resnet", "--student_kwargs", TINY_STUDENT, "--image_size", "16",
         "--num_train_epochs", "2", "--per_device_train_batch_size", "50", "--save_strategy", "no",
     ]  # fmt: skip
-    run_recipe("cifar.py", argv, monkeypatch)
+    cifar.main(*cifar.parse_cifar_args(argv))
     results = json.loads(Path(output_dir, "results.json").read_text())
     assert len(results["accuracy_per_epoch"]) == 2 and results["method"] == "mentornet-pd"
     assert "last accuracy" in capsys.readouterr().out
@@ -75,15 +72,32 @@ def test_cifar_recipe_and_output_dir_guard(digits_folder, tmp_path, monkeypatch,
 
     # Another run in the same directory is refused, naming what changed, unless asked to overwrite.
     with pytest.raises(ValueError, match="noise_rate"):
-        run_recipe("cifar.py", [*argv, "--noise_rate", "0.2"], monkeypatch)
+        cifar.main(*cifar.parse_cifar_args([*argv, "--noise_rate", "0.2"]))
     with pytest.raises(ValueError, match="not a column"):
-        run_recipe("cifar.py", [*argv, "--image_column", "image", "--overwrite_output_dir"], monkeypatch)
+        cifar.main(*cifar.parse_cifar_args([*argv, "--image_column", "image", "--overwrite_output_dir"]))
 
 
-def test_train_mentornet_recipe(tmp_path, monkeypatch):
+def test_cifar_parser_reads_yaml_then_command_line(tmp_path):
+    run_yaml = tmp_path / "run.yaml"
+    run_yaml.write_text("method: focal\nfocal_gamma: 3.0\nnoise_rate: 0.2\noutput_dir: runs/x\nseed: 7\n")
+    script_args, training_args = cifar.parse_cifar_args([str(run_yaml), "--seed", "1", "--reed_beta", "0.9"])
+    assert script_args.method == "focal" and script_args.noise_rate == 0.2
+    assert training_args.seed == 1 and training_args.focal_gamma == 3.0 and training_args.reed_beta == 0.9
+    # The protocol file's defaults (recipes/configs/cifar.yaml) are under both.
+    assert training_args.lr_decay_at == [0.5, 0.641, 0.769] and training_args.num_train_epochs == 100
+    # A method's own argument is refused for another method, by name.
+    with pytest.raises(ValueError, match="focal_gamma"):
+        cifar.parse_cifar_args(["--method", "mentornet-pd", "--output_dir", "x", "--focal_gamma", "3"])
+    with pytest.raises(ValueError, match="focal_gamma"):
+        cifar.parse_cifar_args([str(run_yaml), "--method", "plain"])
+
+
+def test_train_mentornet_recipe(tmp_path):
     output_dir = tmp_path / "focal"
     argv = ["--source", "predefined", "--curriculum", "focal", "--curriculum_params", '{"gamma": 3}']
-    run_recipe("train_mentornet.py", [*argv, "--max_steps", "300", "--output_dir", str(output_dir)], monkeypatch)
+    train_mentornet.main(
+        *train_mentornet.parse_train_mentornet_args([*argv, "--max_steps", "300", "--output_dir", str(output_dir)])
+    )
     model = MentorNetModel.from_pretrained(output_dir)
     assert model.config.curriculum_name == "focal" and model.config.curriculum_params == {"gamma": 3}
     assert "focal" in (output_dir / "README.md").read_text()
@@ -99,7 +113,9 @@ def test_train_mentornet_recipe(tmp_path, monkeypatch):
     records.to_parquet(str(tmp_path / "records.parquet"))
     dd_dir = tmp_path / "dd"
     argv = ["--source", "records", "--records", str(tmp_path / "records.parquet"), "--max_steps", "300"]
-    run_recipe("train_mentornet.py", [*argv, "--loss_p_percentile", "0.5", "--output_dir", str(dd_dir)], monkeypatch)
+    train_mentornet.main(
+        *train_mentornet.parse_train_mentornet_args([*argv, "--loss_p_percentile", "0.5", "--output_dir", str(dd_dir)])
+    )
     model = MentorNetModel.from_pretrained(dd_dir)
     assert model.config.curriculum_kind == "data-driven" and model.config.loss_p_percentile == 0.5
     assert model.config.fixed_epoch_after_burn_in

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from hf_mentornet import MentorNetModel, load_curriculum, shipped_curricula
+from hf_mentornet.hub import SHIPPED_CURRICULA_DIR
 from hf_mentornet.learning import curriculum_mse
-from hf_mentornet.modeling_mentornet import SHIPPED_CURRICULA_DIR
 
 PREDEFINED = ["baseline", "focal", "hard-example-mining", "mentornet-pd", "self-paced", "spcl-linear"]
 # Shipped curricula learned from a predefined one (mentornet-dd is data-driven, made by the lead with a student).

@@ -1,5 +1,6 @@
 """Tests of MentorNetTrainer on scikit-learn's digits with tiny students built here."""
 
+import glob
 import math
 import os
 
@@ -9,10 +10,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
+from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from hf_mentornet import MentorNetConfig, MentorNetModel
-from hf_mentornet.learning import auroc, learn_from_records, learn_predefined
+from hf_mentornet.learning import learn_from_records, learn_predefined
 from hf_mentornet.trainer import MentorNetTrainer
 from hf_mentornet.training_args import MentorNetTrainingArguments
 
@@ -147,7 +149,7 @@ def test_loss_percentile_per_class_keeps_the_easy_samples_of_a_hard_class(tmp_pa
             tmp_path, curriculum=self_paced_mentornet, loss_percentile_per_class=per_class, **settings
         )
         trainer.state.max_steps, trainer.state.global_step = 100, 50
-        weights[per_class] = trainer._sample_weights(losses, labels, {}, 10)
+        weights[per_class] = trainer.sample_weights({"loss": losses, "label": labels}, 10)
     assert torch.allclose(trainer._loss_moving_average[:2], torch.tensor([3.5, 0.5]))
     assert torch.equal(trainer._loss_moving_average[2:], torch.zeros(8))  # classes not in the batch are not moved
     assert weights[False][:8].mean() < 0.1
@@ -161,20 +163,20 @@ def test_burn_in_and_example_dropout(tmp_path):
     labels = torch.zeros(16, dtype=torch.long)
 
     trainer.state.global_step = 19  # burn-in with dropout 0.5: 8 of 16 keep weight 1
-    weights = trainer._sample_weights(losses, labels, {}, 10)
+    weights = trainer.sample_weights({"loss": losses, "label": labels}, 10)
     assert sorted(weights.tolist()) == [0.0] * 8 + [1.0] * 8
 
     trainer.state.global_step = 40  # after burn-in, dropout 0.25: floor(16 * 0.75) = 12 keep their MentorNet weight
-    weights = trainer._sample_weights(losses, labels, {}, 10)
+    weights = trainer.sample_weights({"loss": losses, "label": labels}, 10)
     assert int((weights > 0).sum()) == 12 and ((weights > 0) & (weights < 1)).any()
 
     # The dropout draws come from a generator seeded by args.seed: the same seed repeats them.
     again = make_trainer(tmp_path, burn_in_fraction=0.2, example_dropout_schedule=[[0.5, 30], [0.25, 70]])
     again.state.max_steps, again.state.global_step = 100, 19
-    first = again._sample_weights(losses, labels, {}, 10)
+    first = again.sample_weights({"loss": losses, "label": labels}, 10)
     trainer._dropout_generator.manual_seed(0)
     trainer.state.global_step = 19
-    assert torch.equal(first, trainer._sample_weights(losses, labels, {}, 10))
+    assert torch.equal(first, trainer.sample_weights({"loss": losses, "label": labels}, 10))
 
 
 @pytest.mark.parametrize("loss_normalization", ["batch_size", "weight_sum"])
@@ -272,7 +274,8 @@ def test_noisy_digits_metrics_records_and_label_issues(tmp_path, self_paced_ment
     assert clean > noisy + 0.1
     assert after_burn_in[-1]["mentornet/selection_precision"] > 0.6  # 60% of the labels are clean
 
-    records = datasets.load_from_disk(os.path.join(tmp_path, "student_records"))
+    # The records are written in parquet chunks during training, and are not part of the checkpoint state.
+    records = datasets.Dataset.from_parquet(sorted(glob.glob(os.path.join(tmp_path, "student_records", "*.parquet"))))
     assert set(records.column_names) == {
         "sample_index",
         "progress",
@@ -287,7 +290,7 @@ def test_noisy_digits_metrics_records_and_label_issues(tmp_path, self_paced_ment
     issues = datasets.Dataset.from_csv(os.path.join(tmp_path, "label_issues.csv"))
     assert len(issues) == len(dataset) and issues["score"] == sorted(issues["score"], reverse=True)
     is_noisy = np.asarray(dataset["is_noisy"])[np.asarray(issues["sample_index"])]
-    assert auroc(np.asarray(issues["score"]), is_noisy) > 0.6
+    assert roc_auc_score(is_noisy, np.asarray(issues["score"])) > 0.6
 
 
 @pytest.mark.parametrize("per_class", [False, True])
@@ -431,9 +434,33 @@ def test_bad_inputs_raise_naming_the_argument(tmp_path):
         make_args(tmp_path, curriculum_type="bogus")
     with pytest.raises(ValueError, match="`loss_normalization`='mean'.*'weight_sum'"):
         make_args(tmp_path, loss_normalization="mean")
+    # Settings that another setting would silently override or ignore are refused, naming both.
+    with pytest.raises(ValueError, match=r"\['closed_form_lambda1'\] set the closed-form branch"):
+        make_args(tmp_path, closed_form_lambda1=0.5)
+    with pytest.raises(ValueError, match="`lr_decay_at`=.*replaces `lr_scheduler_type`='constant'"):
+        make_args(tmp_path, lr_decay_at=[0.5])
     with pytest.raises(ValueError, match="curriculum_name"):
         MentorNetTrainer(MLP(), make_args(tmp_path, curriculum_update_at=[0.5]), curriculum=random_mentornet())
     closed_form = make_trainer(tmp_path, curriculum_type="closed-form")
     closed_form.state.max_steps = 10
     with pytest.raises(ValueError, match="no `sample_index`"):
         closed_form.compute_loss(closed_form.model, {k: v for k, v in batch.items() if k != "sample_index"})
+
+
+def test_label_issue_memory_does_not_grow_with_epochs(tmp_path):
+    """The ranking keeps three running sums per training sample, not a row per (sample, step)."""
+    sizes = {}
+    for epochs in (1, 4):
+        trainer = make_trainer(
+            tmp_path / str(epochs),
+            train_dataset=digits(0.4, size=256),
+            num_train_epochs=epochs,
+            max_steps=-1,
+            label_issues=True,
+        )
+        trainer.train()
+        aggregates = trainer._label_issue_aggregates
+        sizes[epochs] = aggregates.nbytes
+        assert int(aggregates.count.sum()) > 0 and os.path.isfile(tmp_path / str(epochs) / "label_issues.csv")
+    print(f"label-issue aggregates: {sizes[1]} bytes after 1 epoch, {sizes[4]} after 4 (256 samples)")
+    assert sizes[1] == sizes[4] <= 256 * 3 * 8 * 2

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from hf_mentornet.modeling_mentornet import shipped_curricula
+from hf_mentornet.hub import shipped_curricula
 from hf_mentornet.webvision import load_webvision
 
 REPO = Path(__file__).resolve().parents[1]
@@ -219,6 +219,7 @@ def test_recipe_two_processes(webvision_root, tmp_path):
 
 @needs_recipe
 def test_recipe_refuses_a_different_run(webvision_root, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(RECIPE.parent))  # the recipes import their shared helper
     spec = importlib.util.spec_from_file_location("webvision_recipe", RECIPE)
     recipe = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "webvision_recipe", recipe)  # dataclasses look their module up
@@ -226,8 +227,7 @@ def test_recipe_refuses_a_different_run(webvision_root, tmp_path, monkeypatch):
     output_dir = tmp_path / "run"
 
     def parse(*extra: str):
-        monkeypatch.setattr(sys, "argv", ["webvision.py", *_recipe_args(webvision_root, output_dir), *extra])
-        return recipe.parse_args()
+        return recipe.parse_webvision_args([*_recipe_args(webvision_root, output_dir), *extra])
 
     recipe.check_output_dir(*parse())
     recipe.check_output_dir(*parse())  # the same run again is fine
@@ -249,7 +249,6 @@ def test_recipe_refuses_a_different_run(webvision_root, tmp_path, monkeypatch):
         4e-5,
         "momentum=0.9",
     )
-    monkeypatch.setattr(sys, "argv", ["webvision.py", str(REPO / "recipes/configs/webvision.yaml")])
-    script_args, training_args = recipe.parse_args()
+    script_args, training_args = recipe.parse_webvision_args([str(REPO / "recipes/configs/webvision.yaml")])
     assert script_args.student == "timm/inception_resnet_v2" and script_args.student_kwargs == {"drop_rate": 0.2}
     assert (training_args.per_device_train_batch_size, training_args.learning_rate) == (32, 0.05)

@@ -3,11 +3,13 @@
 import datasets
 import evaluate
 import numpy as np
+from sklearn.metrics import accuracy_score, top_k_accuracy_score
 
 _DESCRIPTION = """
 Top-k accuracy, as reported for WebVision and ImageNet (the paper's Tables 4 and 5: P@1 and P@5).
 A sample counts as correct at k when its reference class is among the k classes with the highest scores.
-Ties are broken towards the lower class index, as `numpy.argmax`, so top-1 equals plain accuracy.
+Top-1 is the argmax accuracy (ties go to the lower class index); for k > 1 it is scikit-learn's
+`top_k_accuracy_score` (ties go to the higher index).
 When k is at least the number of classes, every sample is correct (top-k accuracy is 1.0).
 """
 
@@ -60,7 +62,14 @@ class TopKAccuracy(evaluate.Metric):
             )
         if any(value < 1 for value in ks):
             raise ValueError(f"`k`={k!r}: every k must be a positive integer, e.g. k=[1, 5].")
-        # A stable sort of the negated scores keeps the lower index first among ties, as argmax does.
-        rank = np.argsort(-scores, axis=1, kind="stable")
-        position = np.argmax(rank == labels[:, None], axis=1)
-        return {f"top{value}_accuracy": float(np.mean(position < value)) for value in ks}
+        return {f"top{value}_accuracy": _top_k_accuracy(labels, scores, value) for value in ks}
+
+
+def _top_k_accuracy(labels: np.ndarray, scores: np.ndarray, k: int) -> float:
+    # scikit-learn's top-k reads a 2-column score as a binary problem with a threshold, and warns for k >= the
+    # number of classes: top-1 is the argmax accuracy, and every label is within the top k of k classes.
+    if k == 1:
+        return float(accuracy_score(labels, scores.argmax(axis=1)))
+    if k >= scores.shape[1]:
+        return 1.0
+    return float(top_k_accuracy_score(labels, scores, k=k, labels=np.arange(scores.shape[1])))

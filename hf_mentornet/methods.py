@@ -1,0 +1,329 @@
+"""Every training method of the library by name, and one run of a method on an already-noisy dataset: the one place
+the recipes, the benchmark and the `hf-mentornet demo` main job pick a trainer, its arguments, its student and its
+data from.
+
+    from hf_mentornet.methods import train_method
+    summary, trainer = train_method("mentornet-dd", noisy, student_factory, {"output_dir": "runs/dd", ...})
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import datasets
+import numpy as np
+from torch import nn
+from transformers import EvalPrediction, TrainerCallback, set_seed
+from transformers.utils import logging
+
+from .baselines import (
+    CoTeachingPair,
+    CoTeachingTrainer,
+    NoiseAdaptationLayer,
+    RobustLossTrainer,
+    SelfPacedTrainer,
+)
+from .data import MentorNetCollator, image_transforms, with_image_transform
+from .hub import load_curriculum, shipped_curricula
+from .metrics import load_metric
+from .trainer import MentorNetTrainer
+from .weighted_trainer import WeightedLossArguments, WeightedLossTrainer
+
+__all__ = [
+    "METHODS",
+    "SMALL_STUDENT_SETTINGS",
+    "Method",
+    "RunSummary",
+    "dd_curriculum",
+    "method_arguments",
+    "train_method",
+]
+
+logger = logging.get_logger(__name__)
+
+
+def _noise_adaptation(student_factory: Callable[[], nn.Module], num_labels: int) -> nn.Module:
+    return NoiseAdaptationLayer(student_factory(), num_labels)
+
+
+def _co_teaching_pair(student_factory: Callable[[], nn.Module], num_labels: int) -> nn.Module:
+    return CoTeachingPair(student_factory(), student_factory())
+
+
+@dataclass(frozen=True)
+class Method:
+    """A training method: its trainer (whose `args_class` is its arguments), the arguments it fixes, how it wraps
+    the student, and whether it trains on the correctly labelled samples only.
+
+    Args:
+        trainer_class: a [`WeightedLossTrainer`] subclass (or the class itself: plain training).
+        overrides: arguments of `trainer_class.args_class` the method sets.
+        student_wrapper: `(student_factory, num_labels) -> model`, e.g. the S-model's noise channel; None: the
+            student as built.
+        clean_only: train on the samples whose label was not corrupted (the oracle).
+    """
+
+    trainer_class: type[WeightedLossTrainer]
+    overrides: dict[str, Any] = field(default_factory=dict)
+    student_wrapper: Callable[[Callable[[], nn.Module], int], nn.Module] | None = None
+    clean_only: bool = False
+
+
+METHODS: dict[str, Method] = {
+    "plain": Method(WeightedLossTrainer),
+    # Arpit et al. (2017): plain training of a student built with dropout (the caller's student factory sets it).
+    "forgetting": Method(WeightedLossTrainer),
+    "oracle": Method(WeightedLossTrainer, clean_only=True),
+    "s-model": Method(WeightedLossTrainer, student_wrapper=_noise_adaptation),
+    "focal": Method(RobustLossTrainer, {"loss_type": "focal"}),
+    "reed-soft": Method(RobustLossTrainer, {"loss_type": "reed-soft"}),
+    "reed-hard": Method(RobustLossTrainer, {"loss_type": "reed-hard"}),
+    "self-paced": Method(SelfPacedTrainer),
+    # Han et al. average the loss over the kept samples: the weight decay is not scaled by the mean weight.
+    "co-teaching": Method(
+        CoTeachingTrainer, {"scale_weight_decay_by_mean_weight": False}, student_wrapper=_co_teaching_pair
+    ),
+    # MentorNet with the curriculum of the arguments (`curriculum`: a shipped name, a directory or a Hub id).
+    "mentornet": Method(MentorNetTrainer),
+    "mentornet-pd": Method(MentorNetTrainer, {"curriculum": "mentornet-pd"}),
+    # The curriculum is the shipped DD learned at the noise rate nearest the data's (`dd_curriculum`).
+    "mentornet-dd": Method(MentorNetTrainer),
+}
+"""The methods by name. `mentornet-pd` / `mentornet-dd` are MentorNet with the shipped predefined / data-driven
+curriculum; `mentornet` takes any curriculum from the arguments' `curriculum`."""
+
+
+SMALL_STUDENT_SETTINGS: dict[str, Any] = {
+    "per_device_train_batch_size": 128,
+    "learning_rate": 0.05,
+    "optim": "sgd",
+    "optim_args": "momentum=0.9",
+    "weight_decay": 5e-4,
+    "lr_scheduler_type": "cosine",
+    "num_train_epochs": 30,
+}
+"""How the small CPU students are trained: those of the `hf-mentornet demo` main job and those whose records
+taught the shipped DD curricula (`recipes/train_mentornet.py --source student`)."""
+
+
+def dd_curriculum(noise_rate: float) -> str:
+    """The shipped data-driven curriculum for data with `noise_rate` corrupted labels: the one learned at the
+    nearest noise rate (the paper learns one DD per noise rate; `mentornet-dd` is the 0.4 one)."""
+    learned_at = {
+        load_curriculum(name).config.learned_from["noise_rates"][0]: name
+        for name in shipped_curricula()
+        if name.startswith("mentornet-dd")
+    }
+    nearest = min(learned_at, key=lambda rate: abs(rate - noise_rate))
+    if not math.isclose(nearest, noise_rate):
+        logger.info(
+            f"No shipped DD learned at noise rate {noise_rate:g}: using {learned_at[nearest]!r} ({nearest:g})."
+        )
+    return learned_at[nearest]
+
+
+def method_arguments(
+    name: str,
+    settings: dict[str, Any] | WeightedLossArguments,
+    *,
+    corrupted_fraction: float,
+    overrides: dict[str, Any] | None = None,
+) -> WeightedLossArguments:
+    """The arguments of method `name`: its trainer's arguments class, from `settings` (keyword arguments of that
+    class, or an instance of it), with the method's overrides and then `overrides`. `corrupted_fraction`, the share
+    of corrupted training labels, picks the DD curriculum ([`dd_curriculum`]) and is co-teaching's forget rate
+    unless `settings` set `co_teaching_forget_rate` (Han et al. assume the noise rate known)."""
+    if name not in METHODS:
+        raise ValueError(f"`method`={name!r} is not a method; use one of {list(METHODS)}.")
+    method = METHODS[name]
+    args_class = method.trainer_class.args_class
+    given = dataclasses.asdict(settings) if isinstance(settings, WeightedLossArguments) else settings
+    method_overrides = dict(method.overrides)
+    if name == "mentornet-dd":
+        method_overrides["curriculum"] = dd_curriculum(corrupted_fraction)
+    if name == "co-teaching" and given.get("co_teaching_forget_rate") is None:
+        method_overrides["co_teaching_forget_rate"] = float(corrupted_fraction)
+    method_overrides.update(overrides or {})
+    if isinstance(settings, WeightedLossArguments):
+        if type(settings) is not args_class:
+            raise TypeError(
+                f"`settings` is a {type(settings).__name__}, but `method`={name!r} takes {args_class.__name__}."
+            )
+        return dataclasses.replace(settings, **method_overrides)
+    accepted = {f.name for f in dataclasses.fields(args_class)}
+    unknown = sorted(set(settings) - accepted)
+    if unknown:
+        raise ValueError(
+            f"{unknown} are not arguments of `method`={name!r} ({args_class.__name__}); drop them, or pick the method "
+            "they belong to."
+        )
+    return args_class(**{**settings, **method_overrides})
+
+
+@dataclass
+class RunSummary:
+    """What one run measured.
+
+    Args:
+        method: the method's name.
+        accuracy_per_epoch: clean test (top-1) accuracy after each epoch, by the shipped `top_k_accuracy` metric.
+        best_accuracy, last_accuracy: the best and the final clean test accuracy (the paper compares converged
+            models: last); `last_top5_accuracy` the final top-5 accuracy.
+        mean_weight_clean, mean_weight_noisy: the mean weight given to samples whose label is right / corrupted,
+            over the logging steps after burn-in.
+        selection_precision, selection_recall: of the samples given weight > 0.5 after burn-in, the share with a
+            right label; and the share of right-label samples selected.
+        train_seconds: wall time of training.
+    """
+
+    method: str
+    accuracy_per_epoch: list[float] = field(default_factory=list)
+    best_accuracy: float = math.nan
+    last_accuracy: float = math.nan
+    last_top5_accuracy: float = math.nan
+    mean_weight_clean: float = math.nan
+    mean_weight_noisy: float = math.nan
+    selection_precision: float = math.nan
+    selection_recall: float = math.nan
+    train_seconds: float = math.nan
+
+    @classmethod
+    def from_trainer(cls, method: str, trainer: WeightedLossTrainer) -> RunSummary:
+        history = trainer.state.log_history
+        accuracies = [entry["eval_top1_accuracy"] for entry in history if "eval_top1_accuracy" in entry]
+        top5 = [entry["eval_top5_accuracy"] for entry in history if "eval_top5_accuracy" in entry]
+        first_step = trainer.burn_in_fraction * trainer.state.max_steps
+
+        def after_burn_in(key: str) -> float:
+            values = [entry[key] for entry in history if key in entry and entry["step"] > first_step]
+            return float(np.mean(values)) if values else math.nan
+
+        return cls(
+            method=method,
+            accuracy_per_epoch=accuracies,
+            best_accuracy=max(accuracies, default=math.nan),
+            last_accuracy=accuracies[-1] if accuracies else math.nan,
+            last_top5_accuracy=top5[-1] if top5 else math.nan,
+            mean_weight_clean=after_burn_in("mentornet/mean_weight_clean"),
+            mean_weight_noisy=after_burn_in("mentornet/mean_weight_noisy"),
+            selection_precision=after_burn_in("mentornet/selection_precision"),
+            selection_recall=after_burn_in("mentornet/selection_recall"),
+            train_seconds=next(entry["train_runtime"] for entry in history if "train_runtime" in entry),
+        )
+
+
+def _num_labels(split: datasets.Dataset, label_column: str) -> int:
+    feature = split.features[label_column]
+    if isinstance(feature, datasets.ClassLabel):
+        return feature.num_classes
+    return int(max(split[label_column])) + 1
+
+
+def train_method(
+    name: str,
+    noisy: datasets.DatasetDict,
+    student_factory: Callable[[], nn.Module],
+    settings: dict[str, Any] | WeightedLossArguments,
+    *,
+    image_column: str = "image",
+    label_column: str = "label",
+    train_split: str = "train",
+    test_split: str | None = "test",
+    cifar_augmentation: bool = False,
+    transform_kwargs: dict[str, Any] | None = None,
+    callbacks: list[TrainerCallback] | None = None,
+    curriculum_update_size: int = 0,
+    curriculum_update_seed: int = 0,
+) -> tuple[RunSummary, WeightedLossTrainer]:
+    """Train `student_factory()` with method `name` on `noisy[train_split]` (noisy labels with `clean_label`,
+    `is_noisy` and `sample_index`, as [`inject_label_noise`] leaves them), evaluating on `noisy[test_split]` every
+    epoch.
+
+    Args:
+        name: a key of [`METHODS`].
+        noisy: the dataset.
+        student_factory: builds a fresh, randomly initialised student (seeded with the run's seed first, so every
+            method starts from the same student; co-teaching builds two in a row).
+        settings: the arguments of the method's trainer, as keyword arguments or its arguments class
+            ([`method_arguments`]).
+        cifar_augmentation: the paper's CIFAR augmentation (pad 4, random crop, flip) on the training images.
+        transform_kwargs: overrides of the student's image transform settings (`image_size`, `mean`, `std`,
+            `in_chans`; see [`image_transforms`]).
+        curriculum_update_size: with `curriculum_update_at`, the data-driven update (Algorithm 1 step 6)
+            re-learns the MentorNet from the student's losses on this many training samples whose clean labels it
+            is told: the paper's D', drawn at random with `curriculum_update_seed`. 0: the update re-fits the
+            curriculum's predefined formula instead (see [`MentorNetTrainer`]).
+
+    Returns:
+        The [`RunSummary`] and the trainer (for saving the student, records, label issues).
+    """
+    for split in (train_split, test_split):
+        if split is not None and split not in noisy:
+            raise ValueError(f"The dataset has no split {split!r}; its splits are {list(noisy)}.")
+    train = noisy[train_split]
+    if "is_noisy" not in train.column_names:
+        raise ValueError(
+            f"`noisy[{train_split!r}]` has no `is_noisy` column: inject the noise with `inject_label_noise`, which "
+            "keeps the clean labels and flags the corrupted ones."
+        )
+    is_noisy = np.asarray(train["is_noisy"], dtype=bool)
+    args = method_arguments(
+        name,
+        settings,
+        corrupted_fraction=float(is_noisy.mean()),
+        overrides={"eval_strategy": "no" if test_split is None else "epoch"},
+    )
+    method = METHODS[name]
+    if method.clean_only:
+        # The ceiling of a perfect curriculum: the same student on the correctly labelled samples only.
+        train = train.select(np.flatnonzero(~is_noisy)).flatten_indices()
+    set_seed(args.seed)  # every method starts from the same initial student
+    if method.student_wrapper is None:
+        student = student_factory()
+    else:
+        student = method.student_wrapper(student_factory, _num_labels(train, label_column))
+    # A wrapper takes the images of the student it wraps.
+    base_student = student.student if isinstance(student, NoiseAdaptationLayer | CoTeachingPair) else student
+    transform_kwargs = {"cifar_augmentation": cifar_augmentation, **(transform_kwargs or {})}
+
+    def prepared(split: datasets.Dataset, train: bool) -> datasets.Dataset:
+        transform = image_transforms(base_student, train=train, **transform_kwargs)
+        return with_image_transform(split, transform, image_column=image_column, label_column=label_column)
+
+    top_k = load_metric("top_k_accuracy")
+
+    def compute_metrics(prediction: EvalPrediction) -> dict[str, float]:
+        return top_k.compute(predictions=prediction.predictions, references=prediction.label_ids, k=[1, 5])
+
+    train_for_eval = prepared(train, train=False)
+    extra: dict[str, Any] = {}
+    if curriculum_update_size:
+        if not (method.trainer_class is MentorNetTrainer and args.curriculum_update_at):
+            raise ValueError(
+                f"`curriculum_update_size`={curriculum_update_size!r} needs a MentorNet method with "
+                f"`curriculum_update_at` (got method {name!r}); e.g. curriculum_update_at=[0.21, 0.75]."
+            )
+        if not 0 < curriculum_update_size <= len(train):
+            raise ValueError(
+                f"`curriculum_update_size`={curriculum_update_size!r} must be in 1..{len(train)} (the training "
+                f"samples), e.g. {max(1, len(train) // 10)} (a tenth, as the paper)."
+            )
+        rows = np.random.default_rng(curriculum_update_seed).permutation(len(train))[:curriculum_update_size]
+        extra["curriculum_update_dataset"] = train_for_eval.select(rows)
+    trainer = method.trainer_class(
+        model=student,
+        args=args,
+        train_dataset=prepared(train, train=True),
+        eval_dataset=None if test_split is None else prepared(noisy[test_split], train=False),
+        data_collator=MentorNetCollator(),
+        compute_metrics=compute_metrics,
+        callbacks=callbacks,
+        label_issues_dataset=train_for_eval,
+        **extra,
+    )
+    trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
+    return RunSummary.from_trainer(name, trainer), trainer

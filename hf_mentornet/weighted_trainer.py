@@ -1,0 +1,573 @@
+"""[`WeightedLossTrainer`]: the [`~transformers.Trainer`] that every method of this library builds on. It minimises
+`sum_i v_i * l_i / b`, a weighted sum of per-sample losses; here every weight is exactly 1 (plain training), and a
+subclass decides the weights ([`MentorNetTrainer`], the baselines of `hf_mentornet.baselines`).
+
+What is shared lives here: splitting a batch into the student's inputs and the targets, calling transformers and
+timm students, the per-sample loss, the number of samples of an optimizer step, the global batch across processes,
+the paper's step learning-rate schedule, evaluation's plain loss, the weight metrics, the per-sample records and the
+label-issue ranking."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections import defaultdict
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import datasets
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+from transformers import PreTrainedModel, Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, SchedulerType, TrainOutput
+from transformers.utils import logging
+
+from .label_issues import LabelIssueAggregates, rank_label_issues
+from .records import StudentRecords
+
+__all__ = ["WeightedLossArguments", "WeightedLossTrainer"]
+
+logger = logging.get_logger(__name__)
+
+TRAINER_STATE_FILE = "mentornet_trainer_state.pt"
+STUDENT_RECORDS_DIR = "student_records"
+LABEL_ISSUES_FILE = "label_issues.csv"
+# Columns the student must not receive but the trainer needs; kept through `remove_unused_columns`.
+TARGET_COLUMNS = ("labels", "sample_index", "clean_label")
+# The label-issue ranking reads the weights from this fraction of training on (or from the end of burn-in).
+LABEL_ISSUE_WINDOW_START = 0.5
+
+
+@dataclass
+class WeightedLossArguments(TrainingArguments):
+    r"""
+    [`~transformers.TrainingArguments`] of [`WeightedLossTrainer`] and of every trainer built on it: the
+    paper's step learning-rate schedule, the weight decay scaled by the batch's mean weight, the per-sample records
+    and the label-issue ranking.
+    """
+
+    lr_decay_at: list[float] = field(
+        default_factory=list,
+        metadata={
+            "help": "Fractions of training at which the learning rate is multiplied by `lr_decay_factor`: the "
+            "paper's step schedule (CIFAR: steps 19.5k, 25k and 30k of 39k = [0.5, 0.641, 0.769]). Empty: "
+            "`lr_scheduler_type` decides."
+        },
+    )
+    lr_decay_factor: float = field(
+        default=0.1, metadata={"help": "The factor of each step of `lr_decay_at` (the paper: 0.1)."}
+    )
+    scale_weight_decay_by_mean_weight: bool = field(
+        default=False,
+        metadata={
+            "help": "Scale the weight decay at each optimizer step by the batch's mean sample weight, "
+            "theta_t = theta_0 * sum(v) / b (paper Appendix E.3). With plain training (every weight 1) it changes "
+            "nothing."
+        },
+    )
+    remove_unused_columns: bool = field(
+        default=False,
+        metadata={
+            "help": "Drop the dataset columns the student's forward does not take. False here (True in "
+            "TrainingArguments): images are usually transformed lazily (`hf_mentornet.data.with_image_transform`), "
+            "which reads the stored image and label columns, and `MentorNetCollator` keeps only what training needs."
+        },
+    )
+    record_student: bool = field(
+        default=False,
+        metadata={
+            "help": "Record per sample and step (sample_index, progress, epoch, label, clean_label, loss, weight) and "
+            "write them in parquet chunks to `output_dir/student_records` during training: the input of "
+            "`learn_from_records`."
+        },
+    )
+    label_issues: bool = field(
+        default=False,
+        metadata={
+            "help": "After training, rank the training samples by how likely their label is wrong and write "
+            "`output_dir/label_issues.csv`."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        decays = list(self.lr_decay_at)
+        if any(not 0.0 < fraction < 1.0 for fraction in decays) or decays != sorted(decays):
+            raise ValueError(
+                f"`lr_decay_at`={decays!r} must be increasing fractions of training in (0, 1), e.g. [0.5, 0.641, 0.769]."
+            )
+        if not 0.0 < self.lr_decay_factor <= 1.0:
+            raise ValueError(f"`lr_decay_factor`={self.lr_decay_factor!r} must be in (0, 1], e.g. 0.1.")
+        default_scheduler = next(f.default for f in fields(TrainingArguments) if f.name == "lr_scheduler_type")
+        if decays and self.lr_scheduler_type != default_scheduler:
+            raise ValueError(
+                f"`lr_decay_at`={decays!r} sets a step schedule, which replaces `lr_scheduler_type`="
+                f"{SchedulerType(self.lr_scheduler_type).value!r}: leave one of them at its default."
+            )
+
+
+class _ScaleWeightDecayCallback(TrainerCallback):
+    """Sets the optimizer's weight decay to `theta_0 * mean(v)` of the step's batch just before each optimizer step
+    (paper Appendix E.3)."""
+
+    def __init__(self, trainer: WeightedLossTrainer) -> None:
+        self.trainer = trainer
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs) -> None:
+        self.trainer._scale_weight_decay()
+
+
+def save_atomically(path: str, write) -> None:
+    """Call `write(temporary_path)` and move the result to `path`, so a crash never leaves a half-written `path`."""
+    temporary = f"{path}.tmp"
+    shutil.rmtree(temporary, ignore_errors=True)
+    write(temporary)
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    os.replace(temporary, path)
+
+
+class WeightedLossTrainer(Trainer):
+    r"""
+    Train a classifier on noisy labels by minimising `sum_i v_i * l_i / b`, with `l_i` the per-sample
+    cross-entropy, `v_i` the sample's weight and `b` the number of samples of the whole optimizer step (all
+    gradient-accumulation micro-batches on all processes), so that gradient accumulation and data parallelism give
+    the gradient of one big batch. Here `v_i = 1` exactly: this trainer is plain training, the paper's FullModel /
+    NoReg baseline; subclasses override [`~WeightedLossTrainer.sample_weights`] (and, for another loss,
+    [`~WeightedLossTrainer.training_loss`]).
+
+    The batches need `pixel_values` and integer `labels`; `sample_index` (a stable row index) is needed by the
+    student records and the label-issue ranking; `clean_label`, when present, adds selection metrics
+    (`mentornet/mean_weight_clean`, ...). Students are transformers image classifiers (called as
+    `model(pixel_values=...)`, `.logits`) or plain `nn.Module`s such as timm models (`model(pixel_values)` returns the
+    logits).
+
+    Args:
+        model (`PreTrainedModel` or `nn.Module`): the student.
+        args ([`WeightedLossArguments`]): the training settings (a subclass's own arguments for a subclass).
+        label_issues_dataset (`datasets.Dataset`, *optional*):
+            The training samples as the label-issue ranking predicts them: the training set with the evaluation
+            transform (no augmentation). Defaults to `train_dataset`.
+        compute_loss_func: not supported: the trainer computes the weighted loss itself.
+        **kwargs: the other arguments of [`~transformers.Trainer`].
+    """
+
+    args_class: type[WeightedLossArguments] = WeightedLossArguments
+    # `compute_loss` divides by the number of samples of the whole optimizer step (see `_get_num_items_in_batch`).
+    loss_is_scaled_for_ga = True
+
+    def __init__(
+        self,
+        model: PreTrainedModel | nn.Module | None = None,
+        args: WeightedLossArguments | None = None,
+        data_collator: Any = None,
+        train_dataset: Any = None,
+        eval_dataset: Any = None,
+        processing_class: Any = None,
+        label_issues_dataset: datasets.Dataset | None = None,
+        compute_loss_func: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        args = self.args_class(output_dir="trainer_output") if args is None else args
+        if not isinstance(args, self.args_class):
+            raise TypeError(
+                f"`args` is a {type(args).__name__}; {type(self).__name__} needs {self.args_class.__name__} (the "
+                "same fields as TrainingArguments plus its own)."
+            )
+        if compute_loss_func is not None:
+            raise ValueError(
+                f"`compute_loss_func` cannot be combined with {type(self).__name__}, which computes the weighted "
+                "per-sample loss itself. Use transformers' Trainer for a custom loss, or drop `compute_loss_func`."
+            )
+        if (
+            isinstance(train_dataset, torch.utils.data.IterableDataset | datasets.IterableDataset)
+            and args.max_steps <= 0
+        ):
+            raise ValueError(
+                f"`train_dataset` is a streaming {type(train_dataset).__name__} and `max_steps`={args.max_steps}: "
+                "the weights read training progress as global_step / max_steps, so set `max_steps` > 0."
+            )
+        # Trainer's label smoother reads `model.config`, which plain nn.Modules lack, and is not used here:
+        # `training_loss` applies `label_smoothing_factor` itself. Hide it from Trainer.__init__.
+        label_smoothing_factor, args.label_smoothing_factor = args.label_smoothing_factor, 0.0
+        super().__init__(model, args, data_collator, train_dataset, eval_dataset, processing_class, **kwargs)
+        self.args.label_smoothing_factor = label_smoothing_factor
+        self._student_is_transformers = isinstance(self.accelerator.unwrap_model(self.model), PreTrainedModel)
+        if self.args.label_names is None:
+            self.label_names = ["labels"]
+        self.label_issues_dataset = label_issues_dataset
+        device = self.args.device
+        self._metrics: dict[str, defaultdict[str, list[torch.Tensor]]] = {"train": defaultdict(list)}
+        self._label_issue_aggregates = LabelIssueAggregates(device) if self.args.label_issues else None
+        self._records = (
+            StudentRecords(os.path.join(self.args.output_dir, STUDENT_RECORDS_DIR), write=self.args.should_save)
+            if self.args.record_student
+            else None
+        )
+        self._step_weight_sum = torch.zeros((), device=device)
+        self._step_weight_count = 0
+        if self.args.scale_weight_decay_by_mean_weight:
+            self.add_callback(_ScaleWeightDecayCallback(self))
+
+    @property
+    def burn_in_fraction(self) -> float:
+        """The fraction of training at the start whose weights are all 1 by design: none here."""
+        return 0.0
+
+    @property
+    def label_issue_window_start(self) -> float:
+        """The fraction of training from which the label-issue ranking averages the weights: the second half, after
+        burn-in."""
+        return max(self.burn_in_fraction, LABEL_ISSUE_WINDOW_START)
+
+    def create_scheduler(
+        self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None
+    ) -> torch.optim.lr_scheduler.LRScheduler:
+        """`args.lr_decay_at` gives the paper's step schedule (x `lr_decay_factor` at those fractions of training),
+        which `lr_scheduler_type` does not offer; otherwise as [`~transformers.Trainer`]."""
+        if not self.args.lr_decay_at or self.lr_scheduler is not None:
+            return super().create_scheduler(num_training_steps, optimizer)
+        milestones = [round(fraction * num_training_steps) for fraction in self.args.lr_decay_at]
+        self.lr_scheduler = torch.optim.lr_scheduler.MultiStepLR(
+            optimizer or self.optimizer, milestones, gamma=self.args.lr_decay_factor
+        )
+        self._created_lr_scheduler = True
+        return self.lr_scheduler
+
+    # ---- Columns and the student's forward ----
+
+    def _set_signature_columns_if_needed(self) -> None:
+        super()._set_signature_columns_if_needed()
+        self._signature_columns += [
+            name for name in ("pixel_values", *TARGET_COLUMNS) if name not in self._signature_columns
+        ]
+
+    def _student_logits(self, model: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self._student_is_transformers:
+            return model(**inputs).logits
+        return model(inputs["pixel_values"])
+
+    @staticmethod
+    def _pop_targets(inputs: dict[str, Any]) -> tuple[dict[str, Any], torch.Tensor | None, dict[str, torch.Tensor]]:
+        """Split a batch into the student's inputs, `labels` and the other targets (`sample_index`, `clean_label`)."""
+        inputs = dict(inputs)
+        labels = inputs.pop("labels", None)
+        targets = {name: inputs.pop(name) for name in TARGET_COLUMNS[1:] if name in inputs}
+        if labels is not None and (labels.is_floating_point() or labels.dim() != 1):
+            raise ValueError(
+                f"`labels` must be a 1-D integer tensor of class indices, got dtype {labels.dtype} and shape "
+                f"{tuple(labels.shape)}; this trainer trains single-label classifiers (cast with `.long()`)."
+            )
+        return inputs, labels, targets
+
+    def _training_batch(self, inputs: dict[str, Any]) -> tuple[dict[str, Any], torch.Tensor, dict[str, torch.Tensor]]:
+        inputs, labels, targets = self._pop_targets(inputs)
+        if labels is None:
+            raise ValueError(
+                f"The batch has no `labels` (keys: {sorted(inputs)}); {type(self).__name__} needs the (noisy) class "
+                "labels of the training samples under `labels`."
+            )
+        return inputs, labels, targets
+
+    def _per_sample_loss(self, logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+        try:
+            return F.cross_entropy(logits.float(), labels, reduction="none", label_smoothing=label_smoothing)
+        except (IndexError, RuntimeError) as error:
+            raise label_range_error(logits, labels) from error
+
+    def training_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The per-sample training loss the weights multiply: the cross-entropy with `label_smoothing_factor`."""
+        return self._per_sample_loss(logits, labels, self.args.label_smoothing_factor)
+
+    # ---- The weighted loss ----
+
+    def _get_num_items_in_batch(self, batch_samples: list, device: torch.device) -> torch.Tensor | None:
+        """The number of samples of the whole optimizer step: all micro-batches, summed over processes. The weighted
+        loss is divided by it, so that gradient accumulation and data parallelism give one big batch's gradient."""
+        if not batch_samples:
+            return None
+        num_items = torch.tensor(sum(len(batch["labels"]) for batch in batch_samples if "labels" in batch))
+        num_items = num_items.to(device)
+        if self.accelerator.num_processes > 1:
+            num_items = self.accelerator.gather(num_items).sum()
+        return num_items
+
+    def _denominator(self, labels: torch.Tensor, num_items_in_batch: torch.Tensor | int | None) -> Any:
+        """`b`: `num_items_in_batch` (the samples of the optimizer step over all micro-batches and processes) divided
+        by the number of processes, whose gradients data parallelism averages; without it, the batch size."""
+        if num_items_in_batch is None:
+            return labels.shape[0]
+        return num_items_in_batch / self.accelerator.num_processes
+
+    def compute_loss(
+        self,
+        model: nn.Module,
+        inputs: dict[str, torch.Tensor | Any],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The weighted loss `sum_i v_i * l_i / b` of a training batch, the weights decided on the global batch (all
+        processes) by [`~WeightedLossTrainer.sample_weights`], so that N processes with batch b weight as one
+        process with batch N*b."""
+        inputs, labels, targets = self._training_batch(inputs)
+        logits = self._student_logits(model, inputs)
+        loss = self.weighted_loss(logits, labels, targets, self._denominator(labels, num_items_in_batch))
+        return (loss, logits) if return_outputs else loss
+
+    def weighted_loss(
+        self, logits: torch.Tensor, labels: torch.Tensor, targets: dict[str, torch.Tensor], denominator: Any
+    ) -> torch.Tensor:
+        """`sum_i v_i * l_i / b` for the student's `logits` on this process's batch."""
+        losses = self.training_loss(logits, labels)
+        batch = {"loss": losses.detach(), "label": labels, **targets}
+        num_processes = self.accelerator.num_processes
+        if num_processes > 1:
+            batch = self.accelerator.gather(batch)
+        with torch.no_grad():
+            weights = self.sample_weights(batch, logits.shape[-1])
+        self._observe_weights(batch, weights)
+        if num_processes > 1:
+            size = losses.shape[0]
+            weights = weights[self.accelerator.process_index * size : (self.accelerator.process_index + 1) * size]
+        return (weights * losses).sum() / self.loss_denominator(denominator)
+
+    def sample_weights(self, batch: dict[str, torch.Tensor], num_classes: int) -> torch.Tensor:
+        """The weights of the global batch's samples (`batch`: `loss`, `label` and the targets present); 1 here."""
+        return torch.ones_like(batch["loss"])
+
+    def loss_denominator(self, denominator: Any) -> Any:
+        """What the weighted loss sum is divided by; `b` here (a subclass may normalise otherwise)."""
+        return denominator
+
+    def _training_progress(self) -> tuple[int, int, int]:
+        """`(global_step, max_steps, epoch)`, epoch being the paper's progress `min(99, floor(100 * step / max))`."""
+        step, max_steps = self.state.global_step, max(self.state.max_steps, 1)
+        return step, max_steps, min(99, 100 * step // max_steps)
+
+    def _observe_weights(self, batch: dict[str, torch.Tensor], weights: torch.Tensor) -> None:
+        """Count the weights of a global batch into the weight decay scale, the metrics, the label-issue aggregates
+        and the records (the last three on the main process)."""
+        if self.args.scale_weight_decay_by_mean_weight:
+            self._step_weight_sum += weights.sum()
+            self._step_weight_count += weights.shape[0]
+        if not self.is_world_process_zero():
+            return
+        self._accumulate_metrics(weights, batch)
+        if self._label_issue_aggregates is None and self._records is None:
+            return
+        step, max_steps, epoch = self._training_progress()
+        progress = step / max_steps
+        if self._label_issue_aggregates is not None:
+            sample_index = required_column(batch, "sample_index", "the label-issue ranking (`label_issues=True`)")
+            if progress >= self.label_issue_window_start:
+                self._label_issue_aggregates.add(sample_index, weights, batch["loss"])
+        if self._records is not None:
+            required_column(batch, "sample_index", "the student records (`record_student=True`)")
+            self._records.add(batch, weights, progress, epoch)
+
+    def _scale_weight_decay(self) -> None:
+        """Appendix E.3: `theta_t = theta_0 * sum(v) / b` over the optimizer step's samples. Setting the param groups'
+        `weight_decay` is right for both coupled (SGD: `grad += theta * w`) and decoupled (AdamW: `w -= lr * theta *
+        w`) decay, where adding `theta * ||w||^2` to the loss would turn AdamW's decay into Adam's L2."""
+        mean_weight = (self._step_weight_sum / max(self._step_weight_count, 1)).item()
+        for group in self.optimizer.param_groups:
+            group.setdefault("initial_weight_decay", group["weight_decay"])
+            group["weight_decay"] = group["initial_weight_decay"] * mean_weight
+        self._step_weight_sum.zero_()
+        self._step_weight_count = 0
+
+    # ---- Metrics ----
+
+    def _accumulate_metrics(self, weights: torch.Tensor, batch: dict[str, torch.Tensor]) -> None:
+        metrics = self._metrics["train"]
+        metrics["weight_sum"].append(weights.sum())
+        metrics["num_samples"].append(torch.tensor(float(weights.shape[0])))
+        metrics["num_nonzero"].append((weights > 0).sum())
+        if "clean_label" in batch:
+            clean = (batch["label"] == batch["clean_label"]).to(weights.dtype)
+            selected = (weights > 0.5).to(weights.dtype)
+            metrics["clean_weight_sum"].append((weights * clean).sum())
+            metrics["num_clean"].append(clean.sum())
+            metrics["noisy_weight_sum"].append((weights * (1 - clean)).sum())
+            metrics["num_selected"].append(selected.sum())
+            metrics["num_selected_clean"].append((selected * clean).sum())
+
+    def _metric_logs(self, metrics: dict[str, list[torch.Tensor]]) -> dict[str, float]:
+        """The logged means of the accumulated weight metrics."""
+        total = {name: torch.stack(values).float().sum().item() for name, values in metrics.items()}
+        logs = {
+            "mentornet/mean_weight": total["weight_sum"] / total["num_samples"],
+            "mentornet/data_utilisation": total["num_nonzero"] / total["num_samples"],
+        }
+        if "num_clean" in total:
+            num_noisy = total["num_samples"] - total["num_clean"]
+            logs["mentornet/mean_weight_clean"] = total["clean_weight_sum"] / max(total["num_clean"], 1)
+            logs["mentornet/mean_weight_noisy"] = total["noisy_weight_sum"] / max(num_noisy, 1)
+            logs["mentornet/selection_precision"] = total["num_selected_clean"] / max(total["num_selected"], 1)
+            logs["mentornet/selection_recall"] = total["num_selected_clean"] / max(total["num_clean"], 1)
+        return logs
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Add the means of the weight metrics since the last training log to it."""
+        metrics = self._metrics["train"]
+        if "loss" in logs and metrics:
+            logs.update(self._metric_logs(metrics))
+            metrics.clear()
+        super().log(logs, start_time)
+
+    # ---- Evaluation and predictions ----
+
+    def prediction_step(
+        self,
+        model: nn.Module,
+        inputs: dict[str, torch.Tensor | Any],
+        prediction_loss_only: bool,
+        ignore_keys: list[str] | None = None,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        """Logits and the plain, unweighted mean cross-entropy (no label smoothing): `eval_loss` measures the student,
+        not the weighting."""
+        inputs, labels, _ = self._pop_targets(self._prepare_inputs(inputs))
+        with torch.no_grad():
+            logits = self._student_logits(model, inputs)
+            loss = None if labels is None else self._per_sample_loss(logits, labels, 0.0).mean()
+        if prediction_loss_only:
+            return loss, None, None
+        return loss, logits, labels
+
+    @torch.no_grad()
+    def _student_predictions(self, dataset: Any, description: str = "Predicting") -> dict[str, np.ndarray]:
+        """The current student's per-sample cross-entropy (the training loss's, unweighted) and predicted label on
+        `dataset`, in eval mode, on this process alone (no sharding)."""
+        model = self.accelerator.unwrap_model(self.model)
+        was_training = model.training
+        model.eval()
+        if isinstance(dataset, datasets.Dataset):
+            dataset = self._remove_unused_columns(dataset, description="prediction")
+        loader = DataLoader(dataset, batch_size=self.args.per_device_eval_batch_size, collate_fn=self.data_collator)
+        outputs = defaultdict(list)
+        for batch in logging.tqdm(loader, desc=description, disable=self.args.disable_tqdm, leave=False):
+            inputs, labels, targets = self._pop_targets(self._prepare_inputs(batch))
+            logits = self._student_logits(model, inputs)
+            outputs["loss"].append(self._per_sample_loss(logits, labels, self.args.label_smoothing_factor))
+            outputs["predicted_label"].append(logits.argmax(-1))
+            outputs["label"].append(labels)
+            for name, value in targets.items():
+                outputs[name].append(value)
+        model.train(was_training)
+        return {name: torch.cat(values).cpu().numpy() for name, values in outputs.items()}
+
+    # ---- Training end: records, label issues ----
+
+    def train(self, *args: Any, **kwargs: Any) -> TrainOutput:
+        """As [`~transformers.Trainer.train`]; then finishes the student records (`record_student`) and writes the
+        label-issue ranking (`label_issues`) under `output_dir` (main process)."""
+        output = super().train(*args, **kwargs)
+        if self._records is not None and self.is_world_process_zero():
+            self._records.flush()
+        if self.args.label_issues:
+            self.rank_label_issues()
+        return output
+
+    def student_records(self) -> datasets.Dataset:
+        """The per-sample student records so far: one row per (sample, step) with `sample_index`, `progress`,
+        `epoch`, `label`, `clean_label` (when known), `loss` and `weight` (the weight used): the input of
+        [`learn_from_records`]. Kept with `args.record_student` (main process), in `output_dir/student_records`."""
+        if self._records is None:
+            raise ValueError(
+                "No student records were kept: set `record_student=True` in the training arguments before training."
+            )
+        return self._records.dataset()
+
+    def rank_label_issues(self, dataset: datasets.Dataset | None = None) -> datasets.Dataset:
+        """Rank the samples of `dataset` (default: `label_issues_dataset`, else the training set) by how likely
+        their label is wrong (see [`hf_mentornet.label_issues.rank_label_issues`]).
+
+        Returns:
+            `datasets.Dataset` with `sample_index`, `label`, `predicted_label`, `score`, `mean_weight` and
+            `mean_loss`, most suspicious first; also written to `output_dir/label_issues.csv` by the main process.
+        """
+        if dataset is None:
+            dataset = self.train_dataset if self.label_issues_dataset is None else self.label_issues_dataset
+        predictions = self._student_predictions(dataset, description="Ranking label issues")
+        required_column(predictions, "sample_index", "the label-issue ranking")
+        aggregates = self._label_issue_aggregates or LabelIssueAggregates("cpu")
+        issues = rank_label_issues(predictions, aggregates)
+        if self.args.should_save:
+            os.makedirs(self.args.output_dir, exist_ok=True)
+            path = os.path.join(self.args.output_dir, LABEL_ISSUES_FILE)
+            save_atomically(path, issues.to_csv)
+        return issues
+
+    # ---- Checkpoints ----
+
+    def _checkpoint_state(self) -> dict[str, Any]:
+        """What a resumed run needs beyond Trainer's own checkpoint; subclasses add their state."""
+        return {
+            "metrics": dict(self._metrics["train"]),
+            "label_issue_aggregates": None
+            if self._label_issue_aggregates is None
+            else self._label_issue_aggregates.state_dict(),
+            "num_record_chunks": None if self._records is None else self._records.flush(),
+        }
+
+    def _load_checkpoint_state(self, state: dict[str, Any], checkpoint: str) -> None:
+        self._metrics["train"] = defaultdict(list, state["metrics"])
+        if self._label_issue_aggregates is not None and state["label_issue_aggregates"] is not None:
+            self._label_issue_aggregates.load_state_dict(state["label_issue_aggregates"])
+        if self._records is not None and state["num_record_chunks"] is not None:
+            run_records = os.path.join(os.path.dirname(os.path.abspath(checkpoint)), STUDENT_RECORDS_DIR)
+            self._records.truncate(state["num_record_chunks"], run_records)
+
+    def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
+        super()._save_checkpoint(model, trial)
+        if not self.args.should_save:
+            return
+        output_dir = os.path.join(
+            self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        )
+        state = self._checkpoint_state()
+        save_atomically(os.path.join(output_dir, TRAINER_STATE_FILE), lambda path: torch.save(state, path))
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        state = torch.load(os.path.join(resume_from_checkpoint, TRAINER_STATE_FILE), map_location=self.args.device)
+        self._load_checkpoint_state(state, resume_from_checkpoint)
+
+    def _model_card_lines(self) -> list[str]:
+        """Lines added to the student's model card; subclasses say how they weighted the samples."""
+        return ["", "## Training", "", f"Trained with `hf_mentornet.{type(self).__name__}` on noisy labels."]
+
+    def create_model_card(self, *args: Any, tags: str | list[str] | None = None, **kwargs: Any) -> None:
+        """As [`~transformers.Trainer.create_model_card`], tagged `mentornet` and `noisy-labels`, with how the
+        samples were weighted."""
+        tags = ["mentornet", "noisy-labels"] + ([tags] if isinstance(tags, str) else list(tags or []))
+        if not self.is_world_process_zero():
+            return
+        path = os.path.join(self.args.output_dir, "README.md")
+        if self._student_is_transformers:
+            super().create_model_card(*args, tags=tags, **kwargs)
+        else:
+            # transformers' card reads `model.config`, which plain nn.Modules lack: start a minimal card instead.
+            with open(path, "w") as card:
+                card.write("---\ntags:\n" + "".join(f"- {tag}\n" for tag in tags) + "---\n")
+        with open(path, "a") as card:
+            card.write("\n".join(self._model_card_lines()) + "\n")
+
+
+def label_range_error(logits: torch.Tensor, labels: torch.Tensor) -> ValueError:
+    return ValueError(
+        f"`labels` must be class indices in 0..{logits.shape[-1] - 1} (the student has {logits.shape[-1]} "
+        f"outputs), got values {int(labels.min())}..{int(labels.max())}."
+    )
+
+
+def required_column(batch: dict[str, Any], name: str, user: str) -> Any:
+    if name not in batch:
+        raise ValueError(
+            f"The batch has no `{name}` column, needed by {user}: add a stable row index (e.g. "
+            "`dataset.add_column('sample_index', list(range(len(dataset))))`) and keep it in the collator."
+        )
+    return batch[name]

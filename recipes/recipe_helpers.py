@@ -1,0 +1,171 @@
+"""What the recipes and the benchmark share: one parser for YAML files plus command-line overrides, the CIFAR
+protocol files of `recipes/configs/`, the guard that keeps an output directory to one run, and one controlled-noise
+experiment (corrupt the training labels, train a method, write `results.json`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import datasets
+import yaml
+from torch import nn
+from transformers import HfArgumentParser, TrainingArguments
+
+from hf_mentornet import inject_label_noise
+from hf_mentornet.methods import RunSummary, train_method
+from hf_mentornet.weighted_trainer import WeightedLossArguments, WeightedLossTrainer
+
+CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
+
+
+def read_yaml(*paths: str | os.PathLike) -> dict[str, Any]:
+    """The settings of YAML files, later files overriding earlier ones."""
+    settings: dict[str, Any] = {}
+    for path in paths:
+        with open(path) as file:
+            settings.update(yaml.safe_load(file) or {})
+    return settings
+
+
+def _parse(dataclass_types: Sequence[type], argv: list[str], defaults: dict[str, Any]) -> tuple[list[Any], list[str]]:
+    parser = HfArgumentParser(dataclass_types)
+    known = {action.dest for action in parser._actions}
+    parser.set_defaults(**{name: value for name, value in defaults.items() if name in known})
+    for action in parser._actions:
+        if action.dest in defaults:
+            action.required = False  # a YAML value is the default, the command line may still override it
+    *parsed, remaining = parser.parse_args_into_dataclasses(argv, return_remaining_strings=True)
+    return parsed, remaining
+
+
+def parse_args(
+    classes: Sequence[type | Callable[[Any], type]],
+    argv: Sequence[str] | None = None,
+    defaults: dict[str, Any] | None = None,
+) -> tuple[Any, ...]:
+    """Parse a recipe's arguments: `defaults`, then a YAML file given first (`recipe.py run.yaml ...`), then the
+    command line, each overriding the one before.
+
+    Args:
+        classes: the argument dataclasses, parsed in order; an entry may instead be a function of the arguments
+            parsed before it that returns the class (a recipe whose `--method` picks its trainer's arguments).
+        argv: the command line (default `sys.argv[1:]`).
+        defaults: the recipe's defaults (e.g. a protocol file's settings).
+
+    Returns:
+        One instance per entry of `classes`. Raises a `ValueError` naming any setting no class takes.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    settings = dict(defaults or {})
+    if argv and argv[0].endswith((".yaml", ".yml")):
+        settings.update(read_yaml(argv.pop(0)))
+    parsed, names = [], set()
+    for entry in classes:
+        cls = entry if isinstance(entry, type) else entry(*parsed)
+        (value,), argv = _parse([cls], argv, settings)
+        parsed.append(value)
+        names |= {f.name for f in dataclasses.fields(cls)}
+    unused = [*argv, *sorted(name for name in settings if name not in names)]
+    if unused:
+        raise ValueError(
+            f"Some arguments are not taken by {', '.join(type(value).__name__ for value in parsed)}: {unused}. "
+            "Check their spelling, or whether they belong to another method's arguments."
+        )
+    return tuple(parsed)
+
+
+def run_arguments(script_args: Any, training_args: TrainingArguments) -> dict[str, Any]:
+    """The arguments that define what a run learns: a recipe's own arguments (a dataclass) and the training
+    arguments that change the optimisation or the weighting (not output, logging, saving or resuming)."""
+    own_fields = {f.name for f in dataclasses.fields(training_args)} - {
+        f.name for f in dataclasses.fields(TrainingArguments)
+    }
+    training_fields = own_fields | {
+        "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate", "weight_decay", "optim",
+        "optim_args", "lr_scheduler_type", "warmup_steps", "num_train_epochs", "max_steps", "max_grad_norm",
+        "label_smoothing_factor", "seed",
+    }  # fmt: skip
+    training = training_args.to_dict()
+    script = {name: value for name, value in dataclasses.asdict(script_args).items() if name != "overwrite_output_dir"}
+    # A JSON round trip so that the comparison with a saved run sees the same types (lists, not tuples).
+    return json.loads(json.dumps({**script, **{name: training[name] for name in sorted(training_fields)}}))
+
+
+def check_output_dir(script_args: Any, training_args: TrainingArguments, *, overwrite: bool = False) -> None:
+    """Refuse an output directory that holds a different run (its `run_args.json` differs from
+    [`run_arguments`]), unless `overwrite` or resuming; then write this run's `run_args.json`. Call it on the main
+    process only: if it raises, the launcher stops the other processes."""
+    current = run_arguments(script_args, training_args)
+    path = os.path.join(training_args.output_dir, "run_args.json")
+    if os.path.isfile(path):
+        with open(path) as file:
+            saved = json.load(file)
+        changed = sorted(name for name in saved.keys() | current.keys() if saved.get(name) != current.get(name))
+        if changed and not (overwrite or training_args.resume_from_checkpoint):
+            differences = "; ".join(f"{name}: {saved.get(name)!r} -> {current.get(name)!r}" for name in changed)
+            raise ValueError(
+                f"`output_dir`={training_args.output_dir!r} holds a different run ({differences}). Pass "
+                "--overwrite_output_dir to replace it, --resume_from_checkpoint to continue it with these "
+                "arguments, or choose another --output_dir."
+            )
+    elif os.path.isdir(training_args.output_dir) and os.listdir(training_args.output_dir):
+        if not overwrite:
+            raise ValueError(
+                f"`output_dir`={training_args.output_dir!r} is not empty and holds no run_args.json, so it is not a "
+                "run of this recipe. Pass --overwrite_output_dir to write into it anyway, or choose another "
+                "--output_dir."
+            )
+    os.makedirs(training_args.output_dir, exist_ok=True)
+    with open(path + ".tmp", "w") as file:
+        json.dump(current, file, indent=2)
+    os.replace(path + ".tmp", path)
+
+
+def run_experiment(
+    dataset: datasets.DatasetDict,
+    student_factory: Callable[[], nn.Module],
+    method: str,
+    settings: dict[str, Any] | WeightedLossArguments,
+    *,
+    noise_rate: float,
+    noise_type: str = "uniform",
+    noise_seed: int = 0,
+    image_column: str = "image",
+    label_column: str = "label",
+    train_split: str = "train",
+    test_split: str = "test",
+    **train_kwargs: Any,
+) -> tuple[RunSummary, WeightedLossTrainer]:
+    """Corrupt `dataset[train_split]`'s labels ([`inject_label_noise`]), train `student_factory()` with `method`
+    ([`hf_mentornet.methods.train_method`], `settings` and `train_kwargs` passed on), and write the run's
+    `results.json` in its `output_dir` (main process)."""
+    for split in (train_split, test_split):
+        if split not in dataset:
+            raise ValueError(f"The dataset has no split {split!r}; its splits are {list(dataset)}.")
+    noisy = inject_label_noise(
+        dataset, noise_rate, noise_type, seed=noise_seed, label_column=label_column, splits=(train_split,)
+    )
+    summary, trainer = train_method(
+        method,
+        noisy,
+        student_factory,
+        settings,
+        image_column=image_column,
+        label_column=label_column,
+        train_split=train_split,
+        test_split=test_split,
+        curriculum_update_seed=noise_seed,
+        **train_kwargs,
+    )
+    if trainer.is_world_process_zero():
+        path = os.path.join(trainer.args.output_dir, "results.json")
+        with open(path + ".tmp", "w", encoding="utf-8") as file:
+            json.dump(summary.__dict__, file, indent=2)
+        os.replace(path + ".tmp", path)
+    return summary, trainer
