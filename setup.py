@@ -2,7 +2,7 @@ from setuptools import find_packages, setup
 
 setup(
     name="hf_mentornet",
-    version="0.1.0",
+    version="0.2.0.dev0",
     description="MentorNet (Jiang et al., ICML 2018): learned curricula for training image classifiers on noisy labels",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",

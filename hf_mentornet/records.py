@@ -54,6 +54,15 @@ class StudentRecords:
         if self._buffered_rows >= self.chunk_rows:
             self.flush()
 
+    def check_unused(self) -> None:
+        """Refuse a directory that holds another run's records (unless this run continues them)."""
+        if self.write and not self._owns_directory and self._existing_chunks():
+            raise ValueError(
+                f"{self.directory!r} already holds the student records of another run, which this run would mix "
+                "with its own. Choose another `output_dir`, move them away, or resume that run with "
+                "`resume_from_checkpoint`."
+            )
+
     def _chunk_path(self, index: int) -> str:
         return os.path.join(self.directory, f"records-{index:05d}.parquet")
 
@@ -69,12 +78,7 @@ class StudentRecords:
         }
         columns["progress"] = np.repeat([row["progress"] for row in self._buffer], sizes).astype(np.float32)
         columns["epoch"] = np.repeat([row["epoch"] for row in self._buffer], sizes).astype(np.int64)
-        if not self._owns_directory and self._existing_chunks():
-            raise ValueError(
-                f"{self.directory!r} already holds the student records of another run, which this run would mix "
-                "with its own. Choose another `output_dir`, move them away, or resume that run with "
-                "`resume_from_checkpoint`."
-            )
+        self.check_unused()
         self._owns_directory = True
         os.makedirs(self.directory, exist_ok=True)
         path = self._chunk_path(self._num_chunks)

@@ -14,7 +14,6 @@ import torch
 from accelerate.utils import broadcast
 from torch import nn
 from transformers import PreTrainedModel
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
 from .configuration_mentornet import MentorNetConfig
@@ -340,13 +339,10 @@ class MentorNetTrainer(WeightedLossTrainer):
         self._closed_form_weights = state["closed_form_weights"]
         self._feature_buffer = state["feature_buffer"]
 
-    def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
-        super()._save_checkpoint(model, trial)
-        if self.args.should_save and self.curriculum is not None:
-            output_dir = os.path.join(
-                self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-            )
-            save_atomically(os.path.join(output_dir, MENTORNET_DIR), self.curriculum.save_pretrained)
+    def _save_checkpoint_files(self, checkpoint: str) -> None:
+        super()._save_checkpoint_files(checkpoint)
+        if self.curriculum is not None:
+            save_atomically(os.path.join(checkpoint, MENTORNET_DIR), self.curriculum.save_pretrained)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
         super()._load_from_checkpoint(resume_from_checkpoint, model)

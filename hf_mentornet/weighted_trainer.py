@@ -464,6 +464,9 @@ class WeightedLossTrainer(Trainer):
     def train(self, *args: Any, **kwargs: Any) -> TrainOutput:
         """As [`~transformers.Trainer.train`]; then finishes the student records (`record_student`) and writes the
         label-issue ranking (`label_issues`) under `output_dir` (main process)."""
+        resuming = args[0] if args else kwargs.get("resume_from_checkpoint")
+        if self._records is not None and not resuming:
+            self._records.check_unused()  # before training, not at the first chunk
         output = super().train(*args, **kwargs)
         if self._records is not None and self.is_world_process_zero():
             self._records.flush()
@@ -521,15 +524,21 @@ class WeightedLossTrainer(Trainer):
             run_records = os.path.join(os.path.dirname(os.path.abspath(checkpoint)), STUDENT_RECORDS_DIR)
             self._records.truncate(state["num_record_chunks"], run_records)
 
-    def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
-        super()._save_checkpoint(model, trial)
-        if not self.args.should_save:
-            return
-        output_dir = os.path.join(
-            self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-        )
+    def _save_checkpoint_files(self, checkpoint: str) -> None:
+        """Write this trainer's own state into the checkpoint folder (subclasses add theirs)."""
         state = self._checkpoint_state()
-        save_atomically(os.path.join(output_dir, TRAINER_STATE_FILE), lambda path: torch.save(state, path))
+        save_atomically(os.path.join(checkpoint, TRAINER_STATE_FILE), lambda path: torch.save(state, path))
+
+    def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
+        # Before Trainer's own save, which ends by rotating old checkpoints out: a crash in between must not leave
+        # the newest checkpoint without this state, nor rotate out the last complete one.
+        if self.args.should_save:
+            checkpoint = os.path.join(
+                self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+            )
+            os.makedirs(checkpoint, exist_ok=True)
+            self._save_checkpoint_files(checkpoint)
+        super()._save_checkpoint(model, trial)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
         super()._load_from_checkpoint(resume_from_checkpoint, model)

@@ -12,8 +12,10 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from sklearn.metrics import roc_auc_score
 from torch import nn
+from transformers import Trainer
 
 from hf_mentornet import MentorNetConfig, MentorNetModel
+from hf_mentornet.cli import _load_any_dataset
 from hf_mentornet.learning import learn_from_records, learn_predefined
 from hf_mentornet.trainer import MentorNetTrainer
 from hf_mentornet.training_args import MentorNetTrainingArguments
@@ -286,6 +288,10 @@ def test_noisy_digits_metrics_records_and_label_issues(tmp_path, self_paced_ment
         "weight",
     }
     assert len(records) == 240 * 64 and max(records["epoch"]) == 99
+    # The CLI learns from that folder of chunks as it is; another run refuses to mix its records into it.
+    assert len(_load_any_dataset(os.path.join(tmp_path, "student_records"))) == len(records)
+    with pytest.raises(ValueError, match="already holds the student records of another run"):
+        make_trainer(tmp_path, train_dataset=dataset, record_student=True).train()
 
     issues = datasets.Dataset.from_csv(os.path.join(tmp_path, "label_issues.csv"))
     assert len(issues) == len(dataset) and issues["score"] == sorted(issues["score"], reverse=True)
@@ -464,3 +470,25 @@ def test_label_issue_memory_does_not_grow_with_epochs(tmp_path):
         assert int(aggregates.count.sum()) > 0 and os.path.isfile(tmp_path / str(epochs) / "label_issues.csv")
     print(f"label-issue aggregates: {sizes[1]} bytes after 1 epoch, {sizes[4]} after 4 (256 samples)")
     assert sizes[1] == sizes[4] <= 256 * 3 * 8 * 2
+
+
+def test_a_crash_while_checkpointing_keeps_the_last_complete_checkpoint(tmp_path, monkeypatch):
+    """The trainer's own state is written before Trainer's save, which rotates old checkpoints out at its end."""
+    trainer = make_trainer(tmp_path, max_steps=4, save_strategy="steps", save_steps=2, save_total_limit=1)
+    original = Trainer._save_optimizer_and_scheduler
+
+    def crash_at_step_4(self, output_dir):
+        if self.state.global_step == 4:
+            raise OSError("disk full")
+        original(self, output_dir)
+
+    monkeypatch.setattr(Trainer, "_save_optimizer_and_scheduler", crash_at_step_4)
+    with pytest.raises(OSError, match="disk full"):
+        trainer.train()
+    complete = tmp_path / "checkpoint-2"
+    assert (complete / "mentornet_trainer_state.pt").is_file() and (complete / "mentornet" / "config.json").is_file()
+    assert (complete / "optimizer.pt").is_file()
+    assert (tmp_path / "checkpoint-4" / "mentornet_trainer_state.pt").is_file()  # written first, before the crash
+    resumed = make_trainer(tmp_path, max_steps=4, save_strategy="no")
+    resumed.train(resume_from_checkpoint=str(complete))
+    assert resumed.state.global_step == 4
