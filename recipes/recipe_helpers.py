@@ -33,12 +33,14 @@ def read_yaml(*paths: str | os.PathLike) -> dict[str, Any]:
     return settings
 
 
-def _parse(dataclass_types: Sequence[type], argv: list[str], defaults: dict[str, Any]) -> tuple[list[Any], list[str]]:
+def _parse(
+    dataclass_types: Sequence[type], argv: list[str], defaults: dict[str, Any], *, optional: bool = False
+) -> tuple[list[Any], list[str]]:
     parser = HfArgumentParser(dataclass_types)
     known = {action.dest for action in parser._actions}
     parser.set_defaults(**{name: value for name, value in defaults.items() if name in known})
     for action in parser._actions:
-        if action.dest in defaults:
+        if action.dest in defaults or optional:
             action.required = False  # a YAML value is the default, the command line may still override it
     *parsed, remaining = parser.parse_args_into_dataclasses(argv, return_remaining_strings=True)
     return parsed, remaining
@@ -59,18 +61,30 @@ def parse_args(
         defaults: the recipe's defaults (e.g. a protocol file's settings).
 
     Returns:
-        One instance per entry of `classes`. Raises a `ValueError` naming any setting no class takes.
+        One instance per entry of `classes`. Raises a `ValueError` naming any setting no class takes. With `-h` /
+        `--help`, prints the arguments of every class (those the other arguments given select) and exits.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     settings = dict(defaults or {})
     if argv and argv[0].endswith((".yaml", ".yml")):
         settings.update(read_yaml(argv.pop(0)))
-    parsed, names = [], set()
+    wants_help = bool({"-h", "--help"} & set(argv))
+    argv = [arg for arg in argv if arg not in ("-h", "--help")]
+    parsed, names, resolved = [], set(), []
     for entry in classes:
         cls = entry if isinstance(entry, type) else entry(*parsed)
+        resolved.append(cls)
+        if wants_help:
+            # Only what selects the next class is parsed, nothing is required: then one help for all of them.
+            if len(resolved) < len(classes):
+                (value,), argv = _parse([cls], argv, settings, optional=True)
+                parsed.append(value)
+            continue
         (value,), argv = _parse([cls], argv, settings)
         parsed.append(value)
         names |= {f.name for f in dataclasses.fields(cls)}
+    if wants_help:
+        HfArgumentParser(resolved).parse_args(["--help"])  # prints and exits
     unused = [*argv, *sorted(name for name in settings if name not in names)]
     if unused:
         raise ValueError(

@@ -80,7 +80,7 @@ class TrainMentorNetArguments:
         default=0.75,
         metadata={
             "help": "The loss percentile of the moving average a data-driven curriculum is used with (--source "
-            "student or records; saved in its config). The released commands use 0.75, and 0.5 at 80% noise."
+            "student or records; saved in its config). The released commands use 0.75, and 0.5 at a noise rate of 0.8."
         },
     )
     loss_diff_reference: str = field(

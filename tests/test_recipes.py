@@ -77,7 +77,7 @@ def test_cifar_recipe_and_output_dir_guard(digits_folder, tmp_path, capsys):
         cifar.main(*cifar.parse_cifar_args([*argv, "--image_column", "image", "--overwrite_output_dir"]))
 
 
-def test_cifar_parser_reads_yaml_then_command_line(tmp_path):
+def test_cifar_parser_reads_yaml_then_command_line(tmp_path, capsys):
     run_yaml = tmp_path / "run.yaml"
     run_yaml.write_text("method: focal\nfocal_gamma: 3.0\nnoise_rate: 0.2\noutput_dir: runs/x\nseed: 7\n")
     script_args, training_args = cifar.parse_cifar_args([str(run_yaml), "--seed", "1", "--reed_beta", "0.9"])
@@ -90,6 +90,11 @@ def test_cifar_parser_reads_yaml_then_command_line(tmp_path):
         cifar.parse_cifar_args(["--method", "mentornet-pd", "--output_dir", "x", "--focal_gamma", "3"])
     with pytest.raises(ValueError, match="focal_gamma"):
         cifar.parse_cifar_args([str(run_yaml), "--method", "plain"])
+    # --help lists the recipe's arguments and those of the chosen method's trainer.
+    with pytest.raises(SystemExit):
+        cifar.parse_cifar_args(["--method", "focal", "--help"])
+    shown = capsys.readouterr().out
+    assert "--noise_rate" in shown and "--focal_gamma" in shown and "--curriculum_type" not in shown
 
 
 def test_train_mentornet_recipe(tmp_path):
