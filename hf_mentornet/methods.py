@@ -300,7 +300,7 @@ def train_method(
         return top_k.compute(predictions=prediction.predictions, references=prediction.label_ids, k=[1, 5])
 
     train_for_eval = prepared(train, train=False)
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {"label_issues_dataset": train_for_eval} if args.label_issues else {}
     if curriculum_update_size:
         if not (method.trainer_class is MentorNetTrainer and args.curriculum_update_at):
             raise ValueError(
@@ -322,7 +322,6 @@ def train_method(
         data_collator=MentorNetCollator(),
         compute_metrics=compute_metrics,
         callbacks=callbacks,
-        label_issues_dataset=train_for_eval,
         **extra,
     )
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)

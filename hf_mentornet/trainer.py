@@ -91,6 +91,11 @@ class MentorNetTrainer(WeightedLossTrainer):
                     f"`curriculum_update_at`={args.curriculum_update_at!r} re-learns a MentorNet, but "
                     f"`curriculum_type`={args.curriculum_type!r} uses none; leave `curriculum_update_at` empty."
                 )
+        if curriculum_update_dataset is not None and not args.curriculum_update_at:
+            raise ValueError(
+                "`curriculum_update_dataset` is given but `curriculum_update_at` is empty, so the curriculum is never "
+                "re-learned from it: set `curriculum_update_at`, e.g. [0.21, 0.75], or drop the dataset."
+            )
         if config.num_steps != 1:
             raise ValueError(
                 f"The `curriculum` reads a loss history of num_steps={config.num_steps}, but MentorNetTrainer feeds "

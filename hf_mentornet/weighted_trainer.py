@@ -190,6 +190,11 @@ class WeightedLossTrainer(Trainer):
                 f"`train_dataset` is a streaming {type(train_dataset).__name__} and `max_steps`={args.max_steps}: "
                 "the weights read training progress as global_step / max_steps, so set `max_steps` > 0."
             )
+        if label_issues_dataset is not None and not args.label_issues:
+            raise ValueError(
+                "`label_issues_dataset` is given but `label_issues`=False, so it would never be used: set "
+                "`label_issues=True` in the training arguments, or drop `label_issues_dataset`."
+            )
         # Trainer's label smoother reads `model.config`, which plain nn.Modules lack, and is not used here:
         # `training_loss` applies `label_smoothing_factor` itself. Hide it from Trainer.__init__.
         label_smoothing_factor, args.label_smoothing_factor = args.label_smoothing_factor, 0.0

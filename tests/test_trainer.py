@@ -441,6 +441,10 @@ def test_bad_inputs_raise_naming_the_argument(tmp_path):
     with pytest.raises(ValueError, match="`loss_normalization`='mean'.*'weight_sum'"):
         make_args(tmp_path, loss_normalization="mean")
     # Settings that another setting would silently override or ignore are refused, naming both.
+    with pytest.raises(ValueError, match="`curriculum_update_dataset` is given but `curriculum_update_at` is empty"):
+        MentorNetTrainer(MLP(), make_args(tmp_path), curriculum=random_mentornet(), curriculum_update_dataset=digits())
+    with pytest.raises(ValueError, match="`label_issues_dataset` is given but `label_issues`=False"):
+        MentorNetTrainer(MLP(), make_args(tmp_path), curriculum=random_mentornet(), label_issues_dataset=digits())
     with pytest.raises(ValueError, match=r"\['closed_form_lambda1'\] set the closed-form branch"):
         make_args(tmp_path, closed_form_lambda1=0.5)
     with pytest.raises(ValueError, match="`lr_decay_at`=.*replaces `lr_scheduler_type`='constant'"):
