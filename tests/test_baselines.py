@@ -5,11 +5,15 @@ the data-driven curriculum update)."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from datasets import Dataset
 from safetensors.torch import load_file
+from sklearn.datasets import load_digits
 from torch import nn
+from transformers import Trainer, TrainingArguments
 
 from hf_mentornet import inject_label_noise, load_curriculum
 from hf_mentornet.baselines import (
@@ -26,7 +30,7 @@ from hf_mentornet.baselines import (
     reed_soft_loss,
     self_paced_threshold,
 )
-from hf_mentornet.data import load_embedded_dataset
+from hf_mentornet.data import MentorNetCollator, load_embedded_dataset
 from hf_mentornet.methods import METHODS, method_arguments, train_method
 from hf_mentornet.students import build_student
 from hf_mentornet.trainer import MentorNetTrainer
@@ -254,3 +258,49 @@ def test_data_driven_update_on_known_clean_training_samples(digits, tmp_path):
     assert [log["step"] for log in updates] == [5] and 0.0 <= updates[0]["mentornet/update_heldout_auroc"] <= 1.0
     after = trainer.curriculum.state_dict()
     assert any(not torch.equal(before[name], after[name].cpu()) for name in before)
+
+
+def test_plain_training_takes_the_steps_of_transformers_trainer(tmp_path):
+    """WeightedLossTrainer weights every sample exactly 1: the same updates as transformers' Trainer, whose model
+    computes the mean cross-entropy itself."""
+    digits = load_digits()
+    dataset = Dataset.from_dict(
+        {"pixel_values": (digits.images[:64, None] / 16.0).astype(np.float32), "labels": digits.target[:64]}
+    )
+    common = {
+        "per_device_train_batch_size": 16,
+        "max_steps": 3,
+        "learning_rate": 0.1,
+        "optim": "sgd",
+        "lr_scheduler_type": "constant",
+        "report_to": "none",
+        "save_strategy": "no",
+        "use_cpu": True,
+        "seed": 0,
+    }
+    torch.manual_seed(0)
+    plain = WeightedLossTrainer(
+        model=tiny_student(), args=WeightedLossArguments(output_dir=str(tmp_path / "plain"), **common),
+        train_dataset=dataset, data_collator=MentorNetCollator(),
+    )  # fmt: skip
+    plain.train()
+    torch.manual_seed(0)
+    reference = Trainer(
+        model=tiny_student(), args=TrainingArguments(output_dir=str(tmp_path / "trainer"), **common),
+        train_dataset=dataset,
+    )  # fmt: skip
+    reference.train()
+    for (name, ours), theirs in zip(
+        plain.model.state_dict().items(), reference.model.state_dict().values(), strict=True
+    ):
+        torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6, msg=name)
+    assert all(log["mentornet/mean_weight"] == 1.0 for log in plain.state.log_history if "loss" in log)
+    torch.manual_seed(0)
+    initial = tiny_student().state_dict()
+    assert plain.state.global_step == 3 and not torch.equal(
+        initial["classifier.1.weight"], theirs_classifier(reference)
+    )
+
+
+def theirs_classifier(trainer):
+    return trainer.model.state_dict()["classifier.1.weight"]
