@@ -22,6 +22,7 @@ setup(
         "safetensors>=0.4",
         "numpy",
         "matplotlib",
+        "pyarrow",
         "pyyaml",
         "mlxtend>=0.23",
         "scikit-learn",

@@ -65,15 +65,7 @@ def reed_hard_loss(logits: torch.Tensor, labels: torch.Tensor, beta: float) -> t
     `-(beta * log q_y + (1 - beta) * max_j log q_j)`.
 
     The predicted class (the MAP estimate, an argmax) is a constant; the gradient flows through `log q` at it, as in
-    Reed et al.'s objective. `beta=1` is the cross-entropy.
-
-    Args:
-        logits (`torch.Tensor` of shape `(batch_size, num_classes)`): the student's logits.
-        labels (`torch.LongTensor` of shape `(batch_size,)`): the (noisy) class indices.
-        beta (`float`): the weight of the given label, in (0, 1] (the paper tunes {0.7, 0.8, 0.9, 0.95}).
-
-    Returns:
-        `torch.Tensor` of shape `(batch_size,)`, float32.
+    Reed et al.'s objective. `beta=1` is the cross-entropy. Arguments and return value as [`reed_soft_loss`].
     """
     log_probs, log_q_y = _label_log_probs(logits, labels)
     return -(beta * log_q_y + (1.0 - beta) * log_probs.max(-1).values)
