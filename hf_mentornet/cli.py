@@ -130,8 +130,7 @@ def demo(args: argparse.Namespace) -> None:
         print(f"\n== {method}: training on {args.dataset} with {args.noise_rate:.0%} label noise ==", flush=True)
         result, trainer = train_method(method, noisy, student_factory, settings)
         results[method] = result
-        with open(os.path.join(output_dir, "results.json"), "w", encoding="utf-8") as file:
-            json.dump(result.__dict__, file, indent=2)
+        result.save(os.path.join(output_dir, "results.json"))
         trainer.save_model(os.path.join(output_dir, "student"))
         if isinstance(trainer, MentorNetTrainer):
             plot_curriculum(trainer.curriculum, os.path.join(output_dir, "curriculum.png"))

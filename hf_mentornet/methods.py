@@ -9,7 +9,9 @@ data from.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -141,7 +143,7 @@ def method_arguments(
         raise ValueError(f"`method`={name!r} is not a method; use one of {list(METHODS)}.")
     method = METHODS[name]
     args_class = method.trainer_class.args_class
-    given = dataclasses.asdict(settings) if isinstance(settings, WeightedLossArguments) else settings
+    given = vars(settings) if isinstance(settings, WeightedLossArguments) else settings
     method_overrides = dict(method.overrides)
     if name == "mentornet-dd":
         method_overrides["curriculum"] = dd_curriculum(corrupted_fraction)
@@ -190,6 +192,12 @@ class RunSummary:
     selection_precision: float = math.nan
     selection_recall: float = math.nan
     train_seconds: float = math.nan
+
+    def save(self, path: str) -> None:
+        """Write the summary as JSON to `path` atomically (an interrupted write leaves no file)."""
+        with open(path + ".tmp", "w", encoding="utf-8") as file:
+            json.dump(dataclasses.asdict(self), file, indent=2)
+        os.replace(path + ".tmp", path)
 
     @classmethod
     def from_trainer(cls, method: str, trainer: WeightedLossTrainer) -> RunSummary:

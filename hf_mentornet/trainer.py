@@ -72,12 +72,7 @@ class MentorNetTrainer(WeightedLossTrainer):
         curriculum_update_dataset: datasets.Dataset | None = None,
         **kwargs: Any,
     ) -> None:
-        args = MentorNetTrainingArguments(output_dir="trainer_output") if args is None else args
-        if not isinstance(args, MentorNetTrainingArguments):
-            raise TypeError(
-                f"`args` is a {type(args).__name__}; MentorNetTrainer needs MentorNetTrainingArguments (same fields "
-                "plus the curriculum settings)."
-            )
+        args = self._checked_args(args)  # before the base's own call: the curriculum is read from it first
         if args.curriculum_type == "mentornet":
             self.curriculum: MentorNetModel | None = load_curriculum(
                 args.curriculum if curriculum is None else curriculum
@@ -277,10 +272,11 @@ class MentorNetTrainer(WeightedLossTrainer):
         learns, the others receive its parameters, so every process continues with the same MentorNet. Only the
         MentorNet's parameters change: the training settings (percentile, decay, burn-in, dropout) stay as resolved
         when the trainer was built."""
-        args, step = self.args, self.state.global_step
+        args = self.args
+        step, _, progress = self._training_progress()
         # Records carry the epoch feature the MentorNet will be given from now on, so that what it learns is
         # what it is asked (with `fixed_epoch_after_burn_in`, the burn-in epoch, not the current one).
-        epoch = self._mentornet_epoch(min(99, 100 * step // max(self.state.max_steps, 1)))
+        epoch = self._mentornet_epoch(progress)
         learned, fit = self.curriculum, {}
         if self.accelerator.is_main_process:
             if self.curriculum_update_dataset is not None:

@@ -171,12 +171,7 @@ class WeightedLossTrainer(Trainer):
         compute_loss_func: Any = None,
         **kwargs: Any,
     ) -> None:
-        args = self.args_class(output_dir="trainer_output") if args is None else args
-        if not isinstance(args, self.args_class):
-            raise TypeError(
-                f"`args` is a {type(args).__name__}; {type(self).__name__} needs {self.args_class.__name__} (the "
-                "same fields as TrainingArguments plus its own)."
-            )
+        args = self._checked_args(args)
         if compute_loss_func is not None:
             raise ValueError(
                 f"`compute_loss_func` cannot be combined with {type(self).__name__}, which computes the weighted "
@@ -216,6 +211,17 @@ class WeightedLossTrainer(Trainer):
         self._step_weight_count = 0
         if self.args.scale_weight_decay_by_mean_weight:
             self.add_callback(_ScaleWeightDecayCallback(self))
+
+    @classmethod
+    def _checked_args(cls, args: WeightedLossArguments | None) -> WeightedLossArguments:
+        """`args`, or the defaults of `args_class`; anything but an `args_class` is refused."""
+        args = cls.args_class(output_dir="trainer_output") if args is None else args
+        if not isinstance(args, cls.args_class):
+            raise TypeError(
+                f"`args` is a {type(args).__name__}; {cls.__name__} needs {cls.args_class.__name__} (the same "
+                "fields as TrainingArguments plus its own)."
+            )
+        return args
 
     @property
     def burn_in_fraction(self) -> float:

@@ -159,9 +159,6 @@ def run_experiment(
     """Corrupt `dataset[train_split]`'s labels ([`inject_label_noise`]), train `student_factory()` with `method`
     ([`hf_mentornet.methods.train_method`], `settings` and `train_kwargs` passed on), and write the run's
     `results.json` in its `output_dir` (main process)."""
-    for split in (train_split, test_split):
-        if split not in dataset:
-            raise ValueError(f"The dataset has no split {split!r}; its splits are {list(dataset)}.")
     noisy = inject_label_noise(
         dataset, noise_rate, noise_type, seed=noise_seed, label_column=label_column, splits=(train_split,)
     )
@@ -178,8 +175,5 @@ def run_experiment(
         **train_kwargs,
     )
     if trainer.is_world_process_zero():
-        path = os.path.join(trainer.args.output_dir, "results.json")
-        with open(path + ".tmp", "w", encoding="utf-8") as file:
-            json.dump(summary.__dict__, file, indent=2)
-        os.replace(path + ".tmp", path)
+        summary.save(os.path.join(trainer.args.output_dir, "results.json"))
     return summary, trainer
