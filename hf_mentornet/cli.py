@@ -39,28 +39,61 @@ def _load_any_dataset(path: str):
     parquet_files = sorted(glob.glob(os.path.join(path, "*.parquet")))
     if os.path.isdir(path) and parquet_files:
         return datasets.Dataset.from_parquet(parquet_files)
-    if path.endswith(".parquet"):
+    if path.endswith(".parquet") and os.path.isfile(path):
         return datasets.Dataset.from_parquet(path)
-    return datasets.load_dataset(path)
+    if not os.path.exists(path) and path.startswith((".", "/", "~")):
+        raise FileNotFoundError(f"{path!r} does not exist; pass a save_to_disk folder, a parquet file or folder.")
+    try:
+        return datasets.load_dataset(path)
+    except Exception as error:  # offline Hub ids, unreadable folders: say what can be loaded
+        raise ValueError(
+            f"Cannot load the dataset {path!r} ({type(error).__name__}: {str(error)[:200]}). Pass a save_to_disk "
+            "folder, a parquet file or a folder of them, a folder `datasets.load_dataset` reads, or a Hub id while "
+            "online."
+        ) from error
+
+
+def _check_output_dir(path: str, overwrite: bool, ours: set[str] = frozenset()) -> None:
+    """Refuse a non-empty `path` holding anything but `ours` (an earlier run's own outputs), unless `overwrite`.
+    Runs before any work."""
+    if os.path.isfile(path):
+        raise ValueError(f"`--output_dir` {path!r} is a file; pass a directory.")
+    foreign = sorted(set(os.listdir(path)) - set(ours)) if os.path.isdir(path) else []
+    if foreign and not overwrite:
+        raise ValueError(
+            f"`--output_dir` {path!r} already holds {', '.join(foreign[:5])}, which this command could overwrite; "
+            "choose a new or empty directory, or pass --overwrite_output_dir."
+        )
+
+
+def _parameters(items: Sequence[str]) -> dict[str, object]:
+    parameters = {}
+    for item in items:
+        key, separator, value = item.partition("=")
+        if not separator or not key:
+            raise ValueError(f"`--param {item}` must be NAME=VALUE, e.g. --param gamma=2.")
+        parameters[key] = _parse_value(value)
+    return parameters
 
 
 def learn(args: argparse.Namespace) -> None:
+    from .hub import check_curriculum_directory, save_curriculum
     from .learning import learn_from_records, learn_predefined
 
+    check_curriculum_directory(args.output_dir, args.overwrite_output_dir)  # before the learning, not after
+    logger.warning(f"Learning a MentorNet from {args.source} {args.name!r} (takes 10-60 s on a CPU)...")
     if args.source == "predefined":
-        params = dict(item.split("=", 1) for item in args.param)
-        model, metrics = learn_predefined(
-            args.name, {key: _parse_value(value) for key, value in params.items()}, seed=args.seed
-        )
+        model, metrics = learn_predefined(args.name, _parameters(args.param), seed=args.seed)
     else:
         model, metrics = learn_from_records(_load_any_dataset(args.name), seed=args.seed)
-    model.save_pretrained(args.output_dir)
-    print(json.dumps({"output_dir": args.output_dir, **metrics}, indent=2, default=str))
+    path = save_curriculum(model, args.output_dir, overwrite=args.overwrite_output_dir)
+    print(json.dumps({"output_dir": str(path), **metrics}, indent=2, default=str))
 
 
 def noise(args: argparse.Namespace) -> None:
     from .noise import inject_label_noise, noise_report, save_noise_report
 
+    _check_output_dir(args.output_dir, args.overwrite_output_dir)
     dataset = _load_any_dataset(args.dataset)
     noisy = inject_label_noise(
         dataset, args.noise_rate, args.noise_type, seed=args.seed, label_column=args.label_column
@@ -85,12 +118,16 @@ def demo(args: argparse.Namespace) -> None:
     import torch
 
     from .data import load_embedded_dataset
-    from .methods import SMALL_STUDENT_SETTINGS, train_method
+    from .methods import METHODS, SMALL_STUDENT_SETTINGS, train_method
     from .noise import inject_label_noise
     from .plotting import plot_curriculum
     from .students import build_student
     from .trainer import MentorNetTrainer
 
+    unknown = [method for method in args.methods if method not in METHODS]
+    if unknown:
+        raise ValueError(f"`--methods` {unknown} are not methods; use some of {list(METHODS)}.")
+    _check_output_dir(args.output_dir, args.overwrite_output_dir, ours=set(METHODS))
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     dataset = load_embedded_dataset(args.dataset, seed=args.seed)
@@ -125,6 +162,7 @@ def demo(args: argparse.Namespace) -> None:
             "seed": args.seed,
             "dataloader_num_workers": 0,
             "label_issues": True,
+            "overwrite_output_dir": True,  # its own earlier results (checked above), replaced
             "use_cpu": True,
         }
         print(f"\n== {method}: training on {args.dataset} with {args.noise_rate:.0%} label noise ==", flush=True)
@@ -151,40 +189,61 @@ def demo(args: argparse.Namespace) -> None:
             print(f"  {method}/curriculum.png (the curriculum's weight surface)")
 
 
+def _positive(kind: type, minimum: float = 0.0, strict: bool = True) -> object:
+    def parse(text: str) -> object:
+        value = kind(text)
+        if value < minimum or (strict and value == minimum):
+            raise argparse.ArgumentTypeError(f"{text} must be {'>' if strict else '>='} {minimum:g}")
+        return value
+
+    parse.__name__ = f"{'positive' if strict else 'non-negative'} {kind.__name__}"
+    return parse
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} must be in [0, 1]")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="hf-mentornet", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser("demo", help="The main job: MentorNet vs plain training on an embedded noisy dataset.")
     p.add_argument("--dataset", default="mnist", choices=["mnist", "digits"])
-    p.add_argument("--noise_rate", type=float, default=0.4)
+    p.add_argument("--noise_rate", type=_fraction, default=0.4)
     p.add_argument(
         "--methods", nargs="+", default=["plain", "mentornet-pd", "mentornet-dd"], help="Keys of hf_mentornet.METHODS."
     )
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch_size", type=int, default=128)
-    p.add_argument("--learning_rate", type=float, default=0.05)
-    p.add_argument("--weight_decay", type=float, default=5e-4)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--epochs", type=_positive(int), default=30)
+    p.add_argument("--batch_size", type=_positive(int), default=128)
+    p.add_argument("--learning_rate", type=_positive(float), default=0.05)
+    p.add_argument("--weight_decay", type=_positive(float, strict=False), default=5e-4)
+    p.add_argument("--seed", type=_positive(int, strict=False), default=0)
+    p.add_argument("--threads", type=_positive(int), default=os.cpu_count() or 1)
     p.add_argument("--output_dir", default="runs/demo")
+    p.add_argument("--overwrite_output_dir", action="store_true", help="Write into a directory holding other files.")
     p.set_defaults(function=demo)
 
     p = commands.add_parser("learn", help="Learn a MentorNet: a predefined curriculum, or data-driven from records.")
     p.add_argument("source", choices=["predefined", "records"])
     p.add_argument("name", help="A predefined curriculum name, or the path of student records (dataset dir/parquet).")
     p.add_argument("--param", action="append", default=[], help="Curriculum parameter, e.g. --param gamma=2.")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_positive(int, strict=False), default=0)
     p.add_argument("--output_dir", required=True)
+    p.add_argument("--overwrite_output_dir", action="store_true", help="Replace the curriculum files there.")
     p.set_defaults(function=learn)
 
     p = commands.add_parser("noise", help="Inject label noise into a dataset, keeping the clean labels.")
     p.add_argument("dataset", help="A local dataset (save_to_disk dir, parquet, or a load_dataset path / Hub id).")
-    p.add_argument("--noise_rate", type=float, required=True)
-    p.add_argument("--noise_type", default="uniform")
+    p.add_argument("--noise_rate", type=_fraction, required=True)
+    p.add_argument("--noise_type", default="uniform", choices=["uniform", "symmetric", "pair"])
     p.add_argument("--label_column", default="label")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_positive(int, strict=False), default=0)
     p.add_argument("--output_dir", required=True)
+    p.add_argument("--overwrite_output_dir", action="store_true", help="Write into a directory holding other files.")
     p.set_defaults(function=noise)
 
     p = commands.add_parser("plot", help="Draw a curriculum's weight surface (the paper's Fig. 4).")

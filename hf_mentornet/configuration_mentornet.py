@@ -18,11 +18,21 @@ def validate_dropout_schedule(schedule: list[list[float]] | None) -> None:
     """Check an example-dropout schedule: (rate, percent) pairs, rates in [0, 1), percents summing to 100."""
     if schedule is None:
         return
+    if not isinstance(schedule, list | tuple):
+        raise ValueError(
+            f"`example_dropout_schedule`={schedule!r} must be a list of (rate, percent) pairs, e.g. [[0.5, 17], "
+            "[0.05, 83]]."
+        )
     total = 0.0
     for pair in schedule:
-        if len(pair) != 2:
+        if not (
+            isinstance(pair, list | tuple)
+            and len(pair) == 2
+            and all(isinstance(value, int | float) and not isinstance(value, bool) for value in pair)
+        ):
             raise ValueError(
-                f"`example_dropout_schedule`={schedule!r}: each entry must be a (rate, percent) pair, got {pair!r}."
+                f"`example_dropout_schedule`={schedule!r}: each entry must be a (rate, percent) pair of numbers, got "
+                f"{pair!r}."
             )
         rate, percent = pair
         if not 0.0 <= rate < 1.0 or percent <= 0:

@@ -13,6 +13,9 @@ Call them through [`curriculum_weights`], which also accepts 1-D `loss` / `loss_
 
 from __future__ import annotations
 
+import inspect
+import math
+import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -162,13 +165,28 @@ def curriculum_weights(
         **params: the curriculum's parameters (e.g. `gamma` for focal and SPCL linear).
     """
     function = validate_curriculum_name(name)
+    accepted = list(inspect.signature(function).parameters)[4:]
+    for key, value in params.items():
+        if key not in accepted:
+            raise ValueError(
+                f"The {name!r} curriculum has no parameter {key!r}; its parameters are {accepted or 'none'}."
+            )
+        if not isinstance(value, numbers.Real) or not math.isfinite(value):
+            raise ValueError(f"The {name!r} curriculum's `{key}`={value!r} must be a finite number.")
     if loss.dim() == 1:
         loss, loss_diff = loss.unsqueeze(1), loss_diff.unsqueeze(1)
     if isinstance(epoch, int):
         epoch = torch.full(loss.shape[:1], epoch, dtype=torch.long, device=loss.device)
     if label is None:
         label = torch.zeros(loss.shape[:1], dtype=torch.long, device=loss.device)
-    return function(loss, loss_diff, epoch, label, **params)
+    weights = function(loss, loss_diff, epoch, label, **params)
+    if not (torch.isfinite(weights) & (weights >= 0) & (weights <= 1)).all():
+        raise ValueError(
+            f"The {name!r} curriculum with {params or 'its defaults'} gives weights that are NaN or outside [0, 1] "
+            "on these features, so no MentorNet can be learned from it; check its parameters (e.g. focal's and "
+            "SPCL's `gamma` must be >= 0)."
+        )
+    return weights
 
 
 # The enumerated feature space of the released code: loss in {0, 0.1, ..., 9.9} U {10, 11, ..., 29},

@@ -191,8 +191,16 @@ class MentorNetCollator:
             values = [example[column] for example in examples]
             if column == "pixel_values":
                 batch[column] = torch.stack([torch.as_tensor(value) for value in values])
-            else:
-                batch[column] = torch.tensor(values, dtype=torch.bool if column == "is_noisy" else torch.long)
+                continue
+            tensor = torch.as_tensor(values)
+            if column != "is_noisy" and (tensor.is_floating_point() or tensor.is_complex() or tensor.dim() != 1):
+                raise ValueError(
+                    f"`{column}` holds {tensor.dtype} values of shape {tuple(tensor.shape)} (e.g. {values[0]!r}); "
+                    "MentorNetCollator takes one integer class id or row index per example. Convert soft or float "
+                    "labels to integer class ids first (e.g. `dataset.cast_column('label', Value('int64'))` when "
+                    "they are whole numbers)."
+                )
+            batch[column] = tensor.to(torch.bool if column == "is_noisy" else torch.long)
         return batch
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from string import Template
 from typing import TYPE_CHECKING, Any
 
+import torch
 from huggingface_hub import CommitOperationAdd, HfApi
 from transformers import AutoModel, PreTrainedModel
 
@@ -25,6 +26,7 @@ __all__ = [
     "model_card",
     "push_curriculum_to_hub",
     "resolve_curriculum_path",
+    "check_curriculum_directory",
     "save_curriculum",
     "shipped_curricula",
 ]
@@ -145,32 +147,56 @@ def push_curriculum_to_hub(
         )
 
 
-def save_curriculum(model: MentorNetModel, directory: str | os.PathLike, model_id: str | None = None) -> Path:
-    """Write a MentorNet (config.json, model.safetensors and its model card) to `directory` atomically: into a
-    staging directory beside it, then moved into place, so an interrupted save never leaves a half-written
-    curriculum (an existing `directory` is replaced).
+def check_curriculum_directory(directory: str | os.PathLike, overwrite: bool = False) -> None:
+    """Refuse to save a curriculum into `directory` when it exists and is not empty, unless `overwrite`: a user's
+    files are never replaced by surprise. Call it before the work that produces the curriculum."""
+    path = Path(directory)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"`output_dir`={os.fspath(directory)!r} is a file, not a directory; choose a directory.")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise ValueError(
+            f"`output_dir`={os.fspath(directory)!r} is not empty ({', '.join(sorted(p.name for p in path.iterdir())[:5])}"
+            "); a curriculum is saved only into a new or empty directory. Choose another one, or pass "
+            "`overwrite=True` (`--overwrite_output_dir` on the command line) to replace the curriculum files there."
+        )
+
+
+def save_curriculum(
+    model: MentorNetModel, directory: str | os.PathLike, model_id: str | None = None, overwrite: bool = False
+) -> Path:
+    """Write a MentorNet (config.json, model.safetensors and its model card, README.md) to `directory`.
+
+    The files are written into a staging directory beside it and each moved into place, so an interrupted save never
+    leaves a half-written file. Only those three files are written: nothing else in `directory` is touched. A
+    directory that is not empty is refused unless `overwrite`, and a MentorNet whose parameters are not finite (a
+    failed learning run) is never saved.
 
     Args:
         model: the MentorNet.
         directory: where it goes.
         model_id: the name its card's usage snippet loads it by (a Hub id or a shipped name); defaults to
             `directory`.
+        overwrite: write into a non-empty `directory`, replacing its config.json, model.safetensors and README.md.
     """
+    broken = [name for name, parameter in model.named_parameters() if not torch.isfinite(parameter).all()]
+    if broken:
+        raise ValueError(
+            f"The MentorNet has NaN or inf parameters ({', '.join(broken[:3])}), so it is not saved: the learning "
+            "that produced it diverged. Check the curriculum's parameters and learn it again (e.g. with a lower "
+            "learning rate)."
+        )
+    check_curriculum_directory(directory, overwrite)
     target = Path(directory).absolute()
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    model.save_pretrained(staging, repo_id=model_id or os.fspath(directory))
-    # mkdtemp and the safetensors writer make owner-only files; a curriculum is meant to be shared.
-    staging.chmod(0o755)
-    for path in staging.iterdir():
-        path.chmod(0o644)
-    # A directory cannot be renamed over a non-empty one: move the old one aside first.
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}-old-", dir=target.parent)) if target.exists() else None
-    if old:
-        os.replace(target, old / target.name)
-    os.replace(staging, target)
-    if old:
-        shutil.rmtree(old)
+    try:
+        model.save_pretrained(staging, repo_id=model_id or os.fspath(directory))
+        for path in staging.iterdir():
+            # mkdtemp and the safetensors writer make owner-only files; a curriculum is meant to be shared.
+            path.chmod(0o644)
+            os.replace(path, target / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return target
 
 
@@ -191,13 +217,23 @@ def load_curriculum(curriculum: MentorNetModel | str | os.PathLike, **kwargs: An
         # AutoModel (MentorNetConfig -> MentorNetModel, registered by the package) keeps this module free of the
         # modeling module, which imports it.
         model = AutoModel.from_pretrained(resolve_curriculum_path(curriculum), **kwargs)
-    except OSError as error:
+    except Exception as error:  # a damaged local curriculum: safetensors, shape and config errors alike
+        if not os.path.isfile(os.path.join(os.fspath(curriculum), "config.json")):
+            raise _unloadable_curriculum_error(curriculum, error) from error
         raise ValueError(
-            f"Cannot load the curriculum {str(curriculum)!r}: it is not a local directory with a config.json, not a "
-            f"shipped curriculum ({', '.join(shipped_curricula())}), and loading it from the Hub failed ({error}). "
-            "Pass a shipped name, a directory written by `save_pretrained`, or a Hub id while online "
-            "(download it once, then it loads from the cache with HF_HUB_OFFLINE=1)."
+            f"The curriculum in {os.fspath(curriculum)!r} cannot be loaded ({type(error).__name__}: "
+            f"{str(error)[:300]}): its model.safetensors is damaged or does not match its config.json. Save it again "
+            "(`save_curriculum`), or load another curriculum."
         ) from error
     if not isinstance(model.config, MentorNetConfig):
         raise ValueError(f"{str(curriculum)!r} is a {type(model).__name__}, not a MentorNet (model_type 'mentornet').")
     return model
+
+
+def _unloadable_curriculum_error(curriculum: str | os.PathLike, error: BaseException) -> ValueError:
+    return ValueError(
+        f"Cannot load the curriculum {str(curriculum)!r}: it is not a local directory with a config.json, not a "
+        f"shipped curriculum ({', '.join(shipped_curricula())}), and loading it from the Hub failed ({error}). "
+        "Pass a shipped name, a directory written by `save_pretrained`, or a Hub id while online "
+        "(download it once, then it loads from the cache with HF_HUB_OFFLINE=1)."
+    )

@@ -44,16 +44,20 @@ class LabelIssueAggregates:
             setattr(self, name, new)
 
     @torch.no_grad()
-    def add(self, sample_index: torch.Tensor, weights: torch.Tensor, losses: torch.Tensor) -> None:
-        """Count one batch: `weights` and `losses` of the samples `sample_index` (all of shape `(batch_size,)`)."""
+    def add(
+        self, sample_index: torch.Tensor, weights: torch.Tensor, losses: torch.Tensor, counted: torch.Tensor
+    ) -> None:
+        """Count one batch: `weights` and `losses` of the samples `sample_index` where `counted` is True (all of
+        shape `(batch_size,)`; a sample that did not train is not counted)."""
         sample_index = sample_index.to(self.count.device)
+        counted = counted.to(self.count.device)
         # One host sync per batch at most: the size check reads the largest index.
         largest = int(sample_index.max())
         if largest >= len(self):
             self._grow(largest + 1)
-        self.weight_sum.index_add_(0, sample_index, weights.to(self.weight_sum))
-        self.loss_sum.index_add_(0, sample_index, losses.to(self.loss_sum))
-        self.count.index_add_(0, sample_index, torch.ones_like(sample_index))
+        self.weight_sum.index_add_(0, sample_index, weights.to(self.weight_sum) * counted)
+        self.loss_sum.index_add_(0, sample_index, losses.to(self.loss_sum) * counted)
+        self.count.index_add_(0, sample_index, counted.long())
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {"weight_sum": self.weight_sum, "loss_sum": self.loss_sum, "count": self.count}
@@ -71,6 +75,7 @@ def rank_label_issues(predictions: dict[str, Any], aggregates: LabelIssueAggrega
     The score is `(1 - mean weight) + 1[predicted label != given label]`: the mean weight the trainer gave the
     sample over the part of training `aggregates` counted (1 for a sample it never counted) and the final student's
     prediction. Ties are broken by the sample's mean counted loss (its final loss when it was never counted).
+    Samples labelled -100 (unlabelled, transformers' ignore index) carry no label to be wrong and are left out.
 
     Args:
         predictions (`dict[str, np.ndarray]`): the final student's `sample_index`, `label` (the given label),
@@ -81,7 +86,9 @@ def rank_label_issues(predictions: dict[str, Any], aggregates: LabelIssueAggrega
         `datasets.Dataset` with `sample_index`, `label`, `predicted_label`, `score`, `mean_weight` and `mean_loss`,
         most suspicious first.
     """
-    sample_index = np.asarray(predictions["sample_index"])
+    labelled = np.asarray(predictions["label"]) != -100
+    predictions = {name: np.asarray(values)[labelled] for name, values in predictions.items()}
+    sample_index = predictions["sample_index"]
     mean_weight = np.ones(len(sample_index))
     mean_loss = np.asarray(predictions["loss"], dtype=np.float64).copy()
     count = aggregates.count.cpu().numpy()

@@ -198,7 +198,13 @@ def _fit_and_score(
         seed,
     )
     record = {"steps": steps, "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed}
-    return _logits(model, train), _logits(model, test), record
+    train_logits, test_logits = _logits(model, train), _logits(model, test)
+    if not (torch.isfinite(train_logits).all() and torch.isfinite(test_logits).all()):
+        raise ValueError(
+            f"Learning the MentorNet diverged (it outputs NaN or inf after {steps} steps at learning_rate="
+            f"{learning_rate}); nothing is returned or saved. Lower `learning_rate` or check the targets."
+        )
+    return train_logits, test_logits, record
 
 
 def learn_predefined(

@@ -20,8 +20,10 @@ Noise types, with `p = noise_rate` and `m` classes:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import numbers
 import os
 from pathlib import Path
 from typing import Any, TypeVar
@@ -39,6 +41,7 @@ from datasets import (
     Value,
     concatenate_datasets,
 )
+from datasets.features.features import FeatureType
 
 __all__ = [
     "CLEAN_LABEL_COLUMN",
@@ -57,44 +60,52 @@ NOISE_TYPES = ("uniform", "symmetric", "pair", "transition")
 CLEAN_LABEL_COLUMN = "clean_label"
 IS_NOISY_COLUMN = "is_noisy"
 SAMPLE_INDEX_COLUMN = "sample_index"
+# The `id` of the features of the columns this module writes: a dataset's own `clean_label` or `is_noisy` is never
+# mistaken for ours (the id survives map, select, shuffle, save_to_disk and parquet).
+OWN_FEATURE_ID = "hf_mentornet"
 
 AnyDataset = TypeVar("AnyDataset", Dataset, DatasetDict, IterableDataset, IterableDatasetDict)
 
 
 def add_sample_index(dataset: AnyDataset, column: str = SAMPLE_INDEX_COLUMN) -> AnyDataset:
     """
-    Add a stable row index (`int64`, 0..n-1) as `column`, once: a dataset that already has the column is returned
-    unchanged, so the index keeps pointing at the original rows after shuffling or selecting.
+    Add a stable row index (`int64`) as `column`, once: a dataset that already has the column is returned unchanged
+    (after checking it is an index: integers, none negative, none repeated), so the index keeps pointing at the
+    original rows after shuffling or selecting.
 
     Args:
         dataset (`Dataset`, `DatasetDict`, `IterableDataset` or `IterableDatasetDict`): the data (every split of a
             dict gets its own index).
         column (`str`, *optional*, defaults to `"sample_index"`): the name of the index column.
 
-    A map-style dataset with an indices mapping (after `shuffle`, `select`, `train_test_split`) is flattened first,
-    as `Dataset.add_column` does. An `IterableDataset` is enumerated in stream order: the index is stable as long as
-    the stream order is, and resuming (`skip`, `state_dict`) keeps it, but re-sharding the stream (DataLoader
-    workers, `split_dataset_by_node` with several shards) restarts the count in every shard. For a sharded stream,
-    add the index at the source (e.g. on the `Dataset` before `to_iterable_dataset`).
+    A map-style dataset gets 0..n-1 (one with an indices mapping, after `shuffle`, `select`, `train_test_split`, is
+    flattened first, as `Dataset.add_column` does). A stream of `k` shards gets `row * k + shard`, `row` counted
+    within the shard: unique across shards, so it stays unique when the stream is split over processes or DataLoader
+    workers (`split_dataset_by_node`), without knowing the shards' sizes; with unequal shards some numbers are
+    unused. It is stable as long as the stream's shard order is, and resuming (`skip`, `state_dict`) keeps it.
     """
     if isinstance(dataset, (DatasetDict, IterableDatasetDict)):
         return type(dataset)({name: add_sample_index(split, column) for name, split in dataset.items()})
+    feature = Value("int64", id=OWN_FEATURE_ID)
     if isinstance(dataset, IterableDataset):
         if dataset.features is not None and column in dataset.features:
             return dataset
-        if dataset.n_shards > 1:
-            logger.warning(
-                f"Enumerating a stream of {dataset.n_shards} shards as `{column}`: the index restarts in every shard "
-                "if the stream is re-sharded (DataLoader workers, split_dataset_by_node); add it at the source to "
-                "keep it unique."
-            )
-        features = None if dataset.features is None else Features({**dataset.features, column: Value("int64")})
-        return dataset.map(
-            _enumerate, batched=True, with_indices=True, fn_kwargs={"column": column}, features=features
-        )
+        features = None if dataset.features is None else Features({**dataset.features, column: feature})
+        num_shards = dataset.n_shards
+
+        def indexed_shard(shard: int) -> IterableDataset:
+            part = dataset.shard(num_shards=num_shards, index=shard) if num_shards > 1 else dataset
+            kwargs = {"column": column, "num_shards": num_shards, "shard": shard}
+            return part.map(_enumerate, batched=True, with_indices=True, fn_kwargs=kwargs, features=features)
+
+        if num_shards == 1:
+            return indexed_shard(0)
+        # One mapped stream per shard, concatenated: still `num_shards` shards, each knowing its own number.
+        return concatenate_datasets([indexed_shard(shard) for shard in range(num_shards)])
     if column in dataset.column_names:
+        _check_index_column(dataset, column)
         return dataset
-    return _set_columns(dataset, {column: np.arange(len(dataset), dtype=np.int64)}, {column: Value("int64")})
+    return _set_columns(dataset, {column: np.arange(len(dataset), dtype=np.int64)}, {column: feature})
 
 
 def inject_label_noise(
@@ -107,6 +118,7 @@ def inject_label_noise(
     transition_matrix: np.ndarray | list[list[float]] | None = None,
     num_classes: int | None = None,
     splits: str | tuple[str, ...] = ("train",),
+    from_clean_label: bool = False,
 ) -> AnyDataset:
     """
     Corrupt the labels of `dataset`, keeping the truth.
@@ -136,6 +148,8 @@ def inject_label_noise(
         num_classes (`int`, *optional*): `m`; inferred from a `ClassLabel`, else the transition matrix, else the
             largest label + 1 (a stream without a `ClassLabel` needs it).
         splits (`str` or `tuple[str, ...]`, *optional*, defaults to `("train",)`): the splits of a dict to noise.
+        from_clean_label (`bool`, *optional*, defaults to `False`): the dataset's own `clean_label` column holds the
+            true labels: draw the noise from it (replacing `label_column`) and recompute `is_noisy`.
 
     Example:
 
@@ -147,8 +161,12 @@ def inject_label_noise(
     0.36
     ```
     """
-    if not 0.0 <= noise_rate <= 1.0:
-        raise ValueError(f"`noise_rate`={noise_rate!r} is outside [0, 1]; pass a probability such as 0.2.")
+    if not isinstance(noise_rate, numbers.Real) or isinstance(noise_rate, bool) or not 0.0 <= noise_rate <= 1.0:
+        raise ValueError(f"`noise_rate`={noise_rate!r} is not a number in [0, 1]; pass a probability such as 0.2.")
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"`seed`={seed!r} must be a non-negative integer, e.g. 0.")
+    if num_classes is not None and (not isinstance(num_classes, numbers.Integral) or num_classes < 2):
+        raise ValueError(f"`num_classes`={num_classes!r} must be an integer >= 2, or None to infer it.")
     if noise_type not in NOISE_TYPES:
         raise ValueError(f"`noise_type`={noise_type!r} is unknown; pass one of {NOISE_TYPES}.")
     if (noise_type == "transition") != (transition_matrix is not None):
@@ -163,6 +181,7 @@ def inject_label_noise(
         "label_column": label_column,
         "transition_matrix": transition_matrix,
         "num_classes": num_classes,
+        "from_clean_label": from_clean_label,
     }
     if isinstance(dataset, (DatasetDict, IterableDatasetDict)):
         splits = (splits,) if isinstance(splits, str) else tuple(splits)
@@ -180,7 +199,10 @@ def inject_label_noise(
             "IterableDatasetDict (e.g. Dataset.from_dict({'image': ..., 'label': ...}))."
         )
 
+    if len(dataset) == 0:
+        raise ValueError("`dataset` has no rows, so there are no labels to corrupt; pass a non-empty dataset.")
     feature = _label_feature(dataset.features, label_column)
+    _check_own_columns(dataset.features, from_clean_label)
     source = CLEAN_LABEL_COLUMN if CLEAN_LABEL_COLUMN in dataset.column_names else label_column
     # Adding columns needs a dataset without an indices mapping; flattening once also makes the read below cheap.
     dataset = dataset.flatten_indices() if dataset._indices is not None else dataset
@@ -199,13 +221,13 @@ def inject_label_noise(
         noisy = _corrupt(clean, noise_type, noise_rate, m, cdf, rng.random(len(clean)), rng.random(len(clean)))
     logger.info(f"{noise_type} noise at rate {noise_rate} (seed {seed}): {int((noisy != clean).sum())} labels changed")
 
-    clean_feature = dataset.features.get(CLEAN_LABEL_COLUMN, feature)
     columns = {label_column: noisy, CLEAN_LABEL_COLUMN: clean, IS_NOISY_COLUMN: noisy != clean}
-    features = {label_column: feature, CLEAN_LABEL_COLUMN: clean_feature, IS_NOISY_COLUMN: Value("bool")}
-    if SAMPLE_INDEX_COLUMN not in dataset.column_names:
-        columns[SAMPLE_INDEX_COLUMN] = np.arange(len(clean), dtype=np.int64)
-        features[SAMPLE_INDEX_COLUMN] = Value("int64")
-    return _set_columns(dataset, columns, features)
+    features = {
+        label_column: feature,
+        CLEAN_LABEL_COLUMN: _ours(dataset.features.get(CLEAN_LABEL_COLUMN, feature)),
+        IS_NOISY_COLUMN: _ours(Value("bool")),
+    }
+    return add_sample_index(_set_columns(dataset, columns, features))
 
 
 def noise_report(
@@ -297,8 +319,46 @@ def save_noise_report(report: dict[str, Any], output_dir: str | os.PathLike) -> 
     return json_path, png_path
 
 
-def _enumerate(batch: dict[str, list], indices: list[int], column: str) -> dict[str, list[int]]:
-    return {column: indices}
+def _enumerate(
+    batch: dict[str, list], indices: list[int], column: str, num_shards: int, shard: int
+) -> dict[str, list[int]]:
+    return {column: [index * num_shards + shard for index in indices]}
+
+
+def _ours(feature: FeatureType) -> FeatureType:
+    return dataclasses.replace(feature, id=OWN_FEATURE_ID)
+
+
+def _check_own_columns(features: Features, from_clean_label: bool) -> None:
+    """Refuse `clean_label` / `is_noisy` columns this module did not write (unless `from_clean_label`)."""
+    foreign = [
+        name
+        for name in (CLEAN_LABEL_COLUMN, IS_NOISY_COLUMN)
+        if name in features and getattr(features[name], "id", None) != OWN_FEATURE_ID
+    ]
+    if foreign and not (from_clean_label and CLEAN_LABEL_COLUMN in features):
+        raise ValueError(
+            f"The dataset has its own {foreign} column(s), which inject_label_noise would replace with its own. If "
+            f"`{CLEAN_LABEL_COLUMN}` holds the true labels, pass `from_clean_label=True` to draw the noise from it; "
+            f"otherwise rename them first, e.g. `dataset.rename_column('{foreign[0]}', 'given_{foreign[0]}')`."
+        )
+
+
+def _check_index_column(dataset: Dataset, column: str) -> None:
+    feature = dataset.features[column]
+    if not (isinstance(feature, Value) and pa.types.is_integer(feature.pa_type)):
+        raise ValueError(
+            f"The dataset's own `{column}` has feature {feature}, not integer row indices; drop it "
+            f"(`dataset.remove_columns('{column}')`) and let add_sample_index number the rows."
+        )
+    index = np.asarray(dataset.with_format("numpy", columns=[column])[:][column])
+    repeated = len(index) - len(np.unique(index))
+    if repeated or (len(index) and index.min() < 0):
+        raise ValueError(
+            f"The dataset's own `{column}` has {repeated} repeated and {int((index < 0).sum())} negative values, so "
+            f"it cannot identify rows; drop it (`dataset.remove_columns('{column}')`) and let add_sample_index "
+            "number the rows."
+        )
 
 
 def _set_columns(dataset: Dataset, columns: dict[str, np.ndarray], features: dict[str, Any]) -> Dataset:
@@ -441,6 +501,7 @@ def _inject_stream(
     label_column: str,
     transition_matrix: Any,
     num_classes: int | None,
+    from_clean_label: bool,
 ) -> IterableDataset:
     if noise_type == "symmetric":
         raise ValueError(
@@ -449,6 +510,8 @@ def _inject_stream(
         )
     features = dataset.features
     feature = None if features is None else _label_feature(features, label_column)
+    if features is not None:
+        _check_own_columns(features, from_clean_label)
     m = _num_classes(feature, num_classes, transition_matrix, None)
     dataset = add_sample_index(dataset)
     if features is not None:
@@ -456,8 +519,8 @@ def _inject_stream(
             {
                 **dataset.features,
                 label_column: feature,
-                CLEAN_LABEL_COLUMN: features.get(CLEAN_LABEL_COLUMN, feature),
-                IS_NOISY_COLUMN: Value("bool"),
+                CLEAN_LABEL_COLUMN: _ours(features.get(CLEAN_LABEL_COLUMN, feature)),
+                IS_NOISY_COLUMN: _ours(Value("bool")),
             }
         )
     fn_kwargs = {
@@ -467,6 +530,7 @@ def _inject_stream(
         "m": m,
         "cdf": _transition_cdf(transition_matrix, m),
         "seed": seed,
+        "clean_label_known": features is not None or from_clean_label,
     }
     return dataset.map(_noise_batch, batched=True, fn_kwargs=fn_kwargs, features=features)
 
@@ -479,6 +543,7 @@ def _noise_batch(
     m: int,
     cdf: np.ndarray | None,
     seed: int,
+    clean_label_known: bool,
 ) -> dict[str, np.ndarray]:
     if label_column not in batch:
         raise ValueError(
@@ -486,6 +551,12 @@ def _noise_batch(
             "pass the name of the label column."
         )
     source = CLEAN_LABEL_COLUMN if CLEAN_LABEL_COLUMN in batch else label_column
+    if source == CLEAN_LABEL_COLUMN and not clean_label_known:
+        raise ValueError(
+            f"The stream has a `{CLEAN_LABEL_COLUMN}` column and no features, so whether it holds this library's "
+            "kept labels or the data's own cannot be told: pass `from_clean_label=True` to draw the noise from it, "
+            f"or rename it first (`dataset.rename_column('{CLEAN_LABEL_COLUMN}', ...)`)."
+        )
     clean = np.asarray(batch[source])
     if clean.dtype.kind not in "iu":
         raise TypeError(

@@ -16,7 +16,7 @@ import torch
 
 __all__ = ["StudentRecords"]
 
-RECORD_NAMES = ("sample_index", "label", "clean_label", "loss")
+RECORD_NAMES = ("sample_index", "label", "clean_label", "loss", "usable")
 CHUNK_ROWS = 1_000_000
 
 
@@ -42,8 +42,14 @@ class StudentRecords:
         self._num_chunks = 0
         self._owns_directory = False  # checked at the first write: a resumed run owns the chunks it continues
 
-    def _existing_chunks(self) -> list[str]:
+    def existing_chunks(self) -> list[str]:
+        """The chunk files in `directory` now (this run's or an earlier run's)."""
         return glob.glob(os.path.join(self.directory, "records-*.parquet"))
+
+    def remove(self) -> None:
+        """Remove an earlier run's chunks from `directory` (only the chunk files: nothing else there is ours)."""
+        for path in self.existing_chunks():
+            os.remove(path)
 
     def add(self, batch: dict[str, torch.Tensor], weights: torch.Tensor, progress: float, epoch: int) -> None:
         if not self.write:
@@ -56,7 +62,7 @@ class StudentRecords:
 
     def check_unused(self) -> None:
         """Refuse a directory that holds another run's records (unless this run continues them)."""
-        if self.write and not self._owns_directory and self._existing_chunks():
+        if self.write and not self._owns_directory and self.existing_chunks():
             raise ValueError(
                 f"{self.directory!r} already holds the student records of another run, which this run would mix "
                 "with its own. Choose another `output_dir`, move them away, or resume that run with "
@@ -78,6 +84,9 @@ class StudentRecords:
         }
         columns["progress"] = np.repeat([row["progress"] for row in self._buffer], sizes).astype(np.float32)
         columns["epoch"] = np.repeat([row["epoch"] for row in self._buffer], sizes).astype(np.int64)
+        # Samples that did not train (label -100, a non-finite loss) are not records of the student's losses.
+        usable = columns.pop("usable")
+        columns = {name: values[usable] for name, values in columns.items()}
         self.check_unused()
         self._owns_directory = True
         os.makedirs(self.directory, exist_ok=True)
@@ -97,7 +106,7 @@ class StudentRecords:
         self._owns_directory = True
         if not self.write:
             return
-        for path in self._existing_chunks():
+        for path in self.existing_chunks():
             if int(os.path.basename(path)[len("records-") : -len(".parquet")]) >= num_chunks:
                 os.remove(path)
         for index in range(num_chunks):

@@ -4,6 +4,7 @@ algorithm of Jiang et al. (ICML 2018, Algorithm 1)."""
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
 import os
 from typing import Any
@@ -21,7 +22,13 @@ from .hub import load_curriculum
 from .learning import learn_from_records, learn_predefined
 from .modeling_mentornet import MentorNetModel
 from .training_args import CURRICULUM_SETTINGS, MentorNetTrainingArguments
-from .weighted_trainer import WeightedLossTrainer, required_column, save_atomically
+from .weighted_trainer import (
+    WeightedLossTrainer,
+    check_sample_index,
+    damaged_checkpoint_error,
+    required_column,
+    sample_index_values,
+)
 
 __all__ = ["MentorNetTrainer"]
 
@@ -109,6 +116,7 @@ class MentorNetTrainer(WeightedLossTrainer):
             if getattr(args, name) is None:
                 setattr(args, name, getattr(config, name))
         self.curriculum_update_dataset = curriculum_update_dataset
+        self._initial_curriculum = None if self.curriculum is None else curriculum_fingerprint(self.curriculum)
         super().__init__(model=model, args=args, **kwargs)
         device = self.args.device
         if self.curriculum is not None:
@@ -154,26 +162,23 @@ class MentorNetTrainer(WeightedLossTrainer):
 
     def sample_weights(self, batch: dict[str, torch.Tensor], num_classes: int) -> torch.Tensor:
         """The MentorNet's (or the closed form's) weights of the global batch, with burn-in and example dropout."""
-        loss = batch["loss"]
+        loss, usable = batch["loss"], batch["usable"]
         step, max_steps, epoch = self._training_progress()
 
-        loss_diff = self._update_loss_moving_average(loss, batch["label"], num_classes)
+        loss_diff = self._update_loss_moving_average(loss, usable, batch["label"], num_classes)
         mentornet_epoch = self._mentornet_epoch(epoch)
 
         if step < self.args.burn_in_fraction * max_steps:
             weights = torch.ones_like(loss)
         elif self._closed_form_weights is not None:
-            weights = self._closed_form_step(loss, loss_diff, required_column(batch, "sample_index", "closed-form"))
+            sample_index = required_column(batch, "sample_index", "closed-form")
+            weights = self._closed_form_step(loss, loss_diff, sample_index, usable)
         else:
             weights = self.curriculum(loss=loss, loss_diff=loss_diff, epoch=mentornet_epoch).weights.to(loss.dtype)
 
         rate = self._dropout_rate(100.0 * step / max_steps)
         if rate > 0:
-            size = loss.shape[0]
-            # A uniformly random permutation: the positions holding its `keep` smallest values are a uniformly
-            # random subset of that size. Drawn on the CPU generator shared (same seed) by every process.
-            keep = torch.randperm(size, generator=self._dropout_generator) < math.floor(size * (1.0 - rate))
-            weights = weights * keep.to(weights.device)
+            weights = weights * self._example_dropout_mask(loss.shape[0], rate).to(weights.device)
 
         self._batch_mean_weight = weights.mean()
         if self._feature_buffer is not None:
@@ -182,21 +187,40 @@ class MentorNetTrainer(WeightedLossTrainer):
             self._metrics["train"]["loss_moving_average"].append(self._loss_moving_average.clone())
         return weights
 
-    def _update_loss_moving_average(self, loss: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-        """Move the average of the p-th loss percentile (one per class with `loss_percentile_per_class`, of the classes
-        in the batch) and return each sample's `loss_diff`, its loss minus the average it is compared with."""
+    def _example_dropout_mask(self, size: int, rate: float) -> torch.Tensor:
+        """Keep a uniformly random subset of the batch: `size * (1 - rate)` samples, stochastically rounded (the
+        fraction decides the extra sample's odds), so the expected kept share is `1 - rate` at any batch size, and at
+        least one, so a batch is never dropped whole (at batch 1 example dropout therefore never drops). Drawn on the
+        CPU generator shared (same seed) by every process."""
+        expected = size * (1.0 - rate)
+        keep = math.floor(expected)
+        if expected > keep:  # no draw for a whole count, so such batch sizes keep the released code's stream
+            keep += int(torch.rand((), generator=self._dropout_generator) < expected - keep)
+        # The positions of a uniformly random permutation's `keep` smallest values are a uniform random subset.
+        return torch.randperm(size, generator=self._dropout_generator) < max(keep, 1)
+
+    def _update_loss_moving_average(
+        self, loss: torch.Tensor, usable: torch.Tensor, labels: torch.Tensor, num_classes: int
+    ) -> torch.Tensor:
+        """Move the average of the p-th loss percentile of the samples that train (one average per class with
+        `loss_percentile_per_class`, of the classes in the batch) and return each sample's `loss_diff`, its loss
+        minus the average it is compared with. A batch with no sample that trains leaves the average as it is."""
         decay, p = self.args.loss_moving_average_decay, self.args.loss_p_percentile
         if not self.args.loss_percentile_per_class:
-            self._loss_moving_average.mul_(decay).add_((1.0 - decay) * torch.quantile(loss, p))
+            percentile = torch.nanquantile(loss.masked_fill(~usable, math.nan), p)
+            moved = decay * self._loss_moving_average + (1.0 - decay) * percentile
+            self._loss_moving_average = torch.where(usable.any(), moved, self._loss_moving_average)
             return loss - self._loss_moving_average
         if self._loss_moving_average.dim() == 0:
             self._loss_moving_average = torch.zeros(num_classes, device=loss.device)
         # Every class's percentile at once (no per-class loop or host sync in the step; WebVision has 1,000 classes):
-        # sort by (label, loss) and interpolate inside each class's segment as `torch.quantile` does.
+        # sort by (label, loss) and interpolate inside each class's segment as `torch.quantile` does. Samples that do
+        # not train go to an extra class past the last.
+        labels = labels.masked_fill(~usable, num_classes)
         order = loss.argsort()
         order = order[labels[order].argsort(stable=True)]
         sorted_loss = loss[order]
-        counts = torch.bincount(labels, minlength=num_classes)
+        counts = torch.bincount(labels, minlength=num_classes + 1)[:num_classes]
         position = (counts.cumsum(0) - counts) + p * (counts - 1).clamp_min(0)
         lower, upper = position.floor().long(), position.ceil().long()
         last = loss.shape[0] - 1  # classes absent from the batch index past the end; they are not moved
@@ -204,7 +228,7 @@ class MentorNetTrainer(WeightedLossTrainer):
         percentile = below + (above - below) * (position - lower)
         moved = decay * self._loss_moving_average + (1.0 - decay) * percentile
         self._loss_moving_average = torch.where(counts > 0, moved, self._loss_moving_average)
-        return loss - self._loss_moving_average[labels]
+        return loss - self._loss_moving_average[labels.clamp_max(num_classes - 1)]
 
     def _mentornet_epoch(self, epoch: int) -> int:
         """The epoch feature the MentorNet is given at training progress `epoch` (clamped to the burn-in epoch
@@ -214,7 +238,7 @@ class MentorNetTrainer(WeightedLossTrainer):
         return epoch
 
     def _closed_form_step(
-        self, loss: torch.Tensor, loss_diff: torch.Tensor, sample_index: torch.Tensor
+        self, loss: torch.Tensor, loss_diff: torch.Tensor, sample_index: torch.Tensor, usable: torch.Tensor
     ) -> torch.Tensor:
         """Algorithm 1 step 9 for the G of Eq. 5: one projected gradient step on Eq. 6 for the batch's weights,
         `v <- clip(v - alpha * (l + lambda2 * v - (lambda1 + lambda2)), 0, 1)`. With `alpha = 1 / lambda2` it lands
@@ -225,9 +249,9 @@ class MentorNetTrainer(WeightedLossTrainer):
         lambda1, lambda2 = args.closed_form_lambda1, args.closed_form_lambda2
         alpha = args.closed_form_step_size or (1.0 / lambda2 if lambda2 > 0 else 1.0)
         current = loss_diff if args.closed_form_relative else loss
-        weights = self._closed_form_weights[sample_index]
-        weights = (weights - alpha * (current + lambda2 * weights - (lambda1 + lambda2))).clamp(0.0, 1.0)
-        self._closed_form_weights[sample_index] = weights
+        stored = self._closed_form_weights[sample_index]
+        weights = (stored - alpha * (current + lambda2 * stored - (lambda1 + lambda2))).clamp(0.0, 1.0)
+        self._closed_form_weights[sample_index] = torch.where(usable, weights, stored)  # no step without a loss
         return weights
 
     def _dropout_rate(self, percent: float) -> float:
@@ -322,34 +346,50 @@ class MentorNetTrainer(WeightedLossTrainer):
 
     # ---- Checkpoints ----
 
+    def _run_settings(self) -> dict[str, Any]:
+        # The curriculum the run started from, by name and content: resuming with another one is a changed setting.
+        return {**super()._run_settings(), "initial_curriculum": self._initial_curriculum}
+
     def _checkpoint_state(self) -> dict[str, Any]:
         return {
             **super()._checkpoint_state(),
             "loss_moving_average": self._loss_moving_average,
             "dropout_generator": self._dropout_generator.get_state(),
             "next_curriculum_update": self._next_curriculum_update,
-            "closed_form_weights": self._closed_form_weights,
             "feature_buffer": self._feature_buffer,
         }
 
-    def _load_checkpoint_state(self, state: dict[str, Any], checkpoint: str) -> None:
-        super()._load_checkpoint_state(state, checkpoint)
+    def _per_sample_state(self) -> dict[str, torch.Tensor]:
+        state = super()._per_sample_state()
+        if self._closed_form_weights is not None:
+            state["closed_form_weights"] = self._closed_form_weights
+        return state
+
+    def _load_checkpoint_state(
+        self, state: dict[str, Any], per_sample: dict[str, torch.Tensor], checkpoint: str
+    ) -> None:
+        super()._load_checkpoint_state(state, per_sample, checkpoint)
         self._loss_moving_average = state["loss_moving_average"]
         self._dropout_generator.set_state(state["dropout_generator"].cpu())
         self._next_curriculum_update = state["next_curriculum_update"]
-        self._closed_form_weights = state["closed_form_weights"]
         self._feature_buffer = state["feature_buffer"]
+        if self._closed_form_weights is not None:
+            self._closed_form_weights = per_sample["closed_form_weights"]
 
     def _save_checkpoint_files(self, checkpoint: str) -> None:
         super()._save_checkpoint_files(checkpoint)
         if self.curriculum is not None:
-            save_atomically(os.path.join(checkpoint, MENTORNET_DIR), self.curriculum.save_pretrained)
+            self.curriculum.save_pretrained(os.path.join(checkpoint, MENTORNET_DIR))
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
         super()._load_from_checkpoint(resume_from_checkpoint, model)
+        if self.curriculum is None:
+            return
         mentornet_dir = os.path.join(resume_from_checkpoint, MENTORNET_DIR)
-        if os.path.isdir(mentornet_dir):
+        try:
             self.curriculum = MentorNetModel.from_pretrained(mentornet_dir).to(self.args.device).eval()
+        except Exception as error:  # safetensors, torch and transformers errors alike
+            raise damaged_checkpoint_error(resume_from_checkpoint, mentornet_dir, error) from error
 
     def _model_card_lines(self) -> list[str]:
         args = self.args
@@ -370,10 +410,20 @@ class MentorNetTrainer(WeightedLossTrainer):
         ]
 
 
+def curriculum_fingerprint(curriculum: MentorNetModel) -> str:
+    """The curriculum's name and a digest of its parameters: two curricula compare equal when they weight alike."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(curriculum.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return f"{curriculum.config.curriculum_name or 'unnamed'} ({digest.hexdigest()[:12]})"
+
+
 def _num_samples(train_dataset: Any) -> int:
     """Size of the per-sample weight table of the closed-form branch: the largest `sample_index` + 1."""
     if isinstance(train_dataset, datasets.Dataset) and "sample_index" in train_dataset.column_names:
-        return int(max(train_dataset["sample_index"])) + 1
+        check_sample_index(train_dataset, "`curriculum_type`='closed-form'")
+        return int(sample_index_values(train_dataset).max(initial=-1)) + 1
     if isinstance(train_dataset, torch.utils.data.IterableDataset | datasets.IterableDataset) or train_dataset is None:
         raise ValueError(
             "`curriculum_type`='closed-form' keeps one weight per training sample and needs a sized `train_dataset` "

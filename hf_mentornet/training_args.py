@@ -194,9 +194,15 @@ class MentorNetTrainingArguments(WeightedLossArguments):
 def parse_dropout_schedule(text: str) -> list[list[float]]:
     """Parse an example-dropout schedule written as JSON (`'[[0.5, 17], [0.05, 83]]'`) or as the released code's flag
     (`'0.5,17,0.05,83'`)."""
-    if text.lstrip().startswith("["):
-        return json.loads(text)
-    values = [float(value) for value in text.split(",")]
+    try:
+        if text.lstrip().startswith("["):
+            return json.loads(text)
+        values = [float(value) for value in text.split(",")]
+    except ValueError as error:  # json.JSONDecodeError is one too
+        raise ValueError(
+            f"`example_dropout_schedule`={text!r} cannot be read ({error}); write (rate, percent) pairs as "
+            "'0.5,17,0.05,83' or as JSON '[[0.5, 17], [0.05, 83]]'."
+        ) from error
     if len(values) % 2:
         raise ValueError(
             f"`example_dropout_schedule`={text!r} must hold (rate, percent) pairs, e.g. '0.5,17,0.05,83'."

@@ -9,6 +9,7 @@ label-issue ranking."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections import defaultdict
@@ -19,10 +20,11 @@ import datasets
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader
 from transformers import PreTrainedModel, Trainer, TrainerCallback, TrainingArguments
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, SchedulerType, TrainOutput
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, SchedulerType, TrainOutput, rotate_checkpoints
 from transformers.utils import logging
 
 from .label_issues import LabelIssueAggregates, rank_label_issues
@@ -33,12 +35,25 @@ __all__ = ["WeightedLossArguments", "WeightedLossTrainer"]
 logger = logging.get_logger(__name__)
 
 TRAINER_STATE_FILE = "mentornet_trainer_state.pt"
+# Per-sample state (label-issue sums, closed-form weights): its own file, so the state file stays small.
+PER_SAMPLE_STATE_FILE = "mentornet_per_sample_state.safetensors"
+# A checkpoint is written here first, then renamed into place: complete or absent.
+CHECKPOINT_STAGING_DIR = ".checkpoint-staging"
 STUDENT_RECORDS_DIR = "student_records"
 LABEL_ISSUES_FILE = "label_issues.csv"
 # Columns the student must not receive but the trainer needs; kept through `remove_unused_columns`.
 TARGET_COLUMNS = ("labels", "sample_index", "clean_label")
 # The label-issue ranking reads the weights from this fraction of training on (or from the end of burn-in).
 LABEL_ISSUE_WINDOW_START = 0.5
+# transformers' label of a sample that does not train (`CrossEntropyLoss(ignore_index=-100)`).
+IGNORE_INDEX = -100
+# The TrainingArguments that shape a run's training, beside the trainer's own fields: a resume that changes them is
+# refused (see `resume_with_different_settings`), and the recipes keep them in `run_args.json`.
+RUN_DEFINING_TRAINING_ARGUMENTS = (
+    "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate", "weight_decay", "optim",
+    "optim_args", "lr_scheduler_type", "warmup_steps", "num_train_epochs", "max_steps", "max_grad_norm",
+    "label_smoothing_factor", "seed",
+)  # fmt: skip
 
 
 @dataclass
@@ -91,6 +106,21 @@ class WeightedLossArguments(TrainingArguments):
             "`output_dir/label_issues.csv`."
         },
     )
+    resume_with_different_settings: bool = field(
+        default=False,
+        metadata={
+            "help": "Resume a checkpoint even when this run's settings (the trainer's own arguments, the curriculum, "
+            "the batch size, learning rate, epochs, seed, ...) differ from the ones it was saved with. By default "
+            "such a resume is refused with the list of differences."
+        },
+    )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Let a new run (not a resume) replace the `label_issues.csv` and `student_records/` of an "
+            "earlier run in `output_dir`. By default a new run refuses to start there, so nothing is lost."
+        },
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -120,7 +150,7 @@ class _ScaleWeightDecayCallback(TrainerCallback):
         self.trainer._scale_weight_decay()
 
 
-def save_atomically(path: str, write) -> None:
+def save_atomically(path: str, write: Any) -> None:
     """Call `write(temporary_path)` and move the result to `path`, so a crash never leaves a half-written `path`."""
     temporary = f"{path}.tmp"
     shutil.rmtree(temporary, ignore_errors=True)
@@ -193,6 +223,7 @@ class WeightedLossTrainer(Trainer):
         # Trainer's label smoother reads `model.config`, which plain nn.Modules lack, and is not used here:
         # `training_loss` applies `label_smoothing_factor` itself. Hide it from Trainer.__init__.
         label_smoothing_factor, args.label_smoothing_factor = args.label_smoothing_factor, 0.0
+        self._checkpoint_staging_run_dir: str | None = None  # set while a checkpoint is saved
         super().__init__(model, args, data_collator, train_dataset, eval_dataset, processing_class, **kwargs)
         self.args.label_smoothing_factor = label_smoothing_factor
         self._student_is_transformers = isinstance(self.accelerator.unwrap_model(self.model), PreTrainedModel)
@@ -207,8 +238,10 @@ class WeightedLossTrainer(Trainer):
             if self.args.record_student
             else None
         )
+        if self.args.label_issues or self.args.record_student:
+            check_sample_index(self.train_dataset, "`label_issues` / `record_student`")
         self._step_weight_sum = torch.zeros((), device=device)
-        self._step_weight_count = 0
+        self._step_weight_count = torch.zeros((), dtype=torch.long, device=device)
         if self.args.scale_weight_decay_by_mean_weight:
             self.add_callback(_ScaleWeightDecayCallback(self))
 
@@ -257,9 +290,25 @@ class WeightedLossTrainer(Trainer):
         ]
 
     def _student_logits(self, model: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        if self._student_is_transformers:
-            return model(**inputs).logits
-        return model(inputs["pixel_values"])
+        if "pixel_values" not in inputs:
+            raise ValueError(
+                f"The batch has no `pixel_values` (keys: {sorted(inputs)}); the student reads images as "
+                "`pixel_values`: transform the dataset with `hf_mentornet.data.with_image_transform` (or a "
+                "transform of your own that returns `pixel_values`)."
+            )
+        try:
+            if self._student_is_transformers:
+                return model(**inputs).logits
+            return model(inputs["pixel_values"])
+        except (RuntimeError, ValueError) as error:
+            if "channel" not in str(error):
+                raise
+            shape = tuple(inputs["pixel_values"].shape)
+            raise ValueError(
+                f"The student cannot read `pixel_values` of shape {shape}: {str(error)[:200]}. Its input channels "
+                f"must match the images' {shape[1]}: build it with that many (`num_channels` / `in_chans`), or "
+                "convert the images (`image_transforms(..., in_chans=...)`)."
+            ) from error
 
     @staticmethod
     def _pop_targets(inputs: dict[str, Any]) -> tuple[dict[str, Any], torch.Tensor | None, dict[str, torch.Tensor]]:
@@ -267,11 +316,13 @@ class WeightedLossTrainer(Trainer):
         inputs = dict(inputs)
         labels = inputs.pop("labels", None)
         targets = {name: inputs.pop(name) for name in TARGET_COLUMNS[1:] if name in inputs}
-        if labels is not None and (labels.is_floating_point() or labels.dim() != 1):
-            raise ValueError(
-                f"`labels` must be a 1-D integer tensor of class indices, got dtype {labels.dtype} and shape "
-                f"{tuple(labels.shape)}; this trainer trains single-label classifiers (cast with `.long()`)."
-            )
+        for name, value in (("labels", labels), *targets.items()):
+            if value is not None and (value.is_floating_point() or value.dim() != 1):
+                raise ValueError(
+                    f"`{name}` must be a 1-D integer tensor, got dtype {value.dtype} and shape {tuple(value.shape)}; "
+                    "this trainer trains single-label classifiers on class indices (soft or float labels are not "
+                    "supported: convert them to integer class ids)."
+                )
         return inputs, labels, targets
 
     def _training_batch(self, inputs: dict[str, Any]) -> tuple[dict[str, Any], torch.Tensor, dict[str, torch.Tensor]]:
@@ -300,8 +351,9 @@ class WeightedLossTrainer(Trainer):
         loss is divided by it, so that gradient accumulation and data parallelism give one big batch's gradient."""
         if not batch_samples:
             return None
-        num_items = torch.tensor(sum(len(batch["labels"]) for batch in batch_samples if "labels" in batch))
-        num_items = num_items.to(device)
+        # Samples labelled -100 do not count, as in transformers.
+        num_items = sum((batch["labels"] != IGNORE_INDEX).sum() for batch in batch_samples if "labels" in batch)
+        num_items = torch.as_tensor(num_items).to(device)
         if self.accelerator.num_processes > 1:
             num_items = self.accelerator.gather(num_items).sum()
         return num_items
@@ -331,22 +383,33 @@ class WeightedLossTrainer(Trainer):
     def weighted_loss(
         self, logits: torch.Tensor, labels: torch.Tensor, targets: dict[str, torch.Tensor], denominator: Any
     ) -> torch.Tensor:
-        """`sum_i v_i * l_i / b` for the student's `logits` on this process's batch."""
-        losses = self.training_loss(logits, labels)
-        batch = {"loss": losses.detach(), "label": labels, **targets}
+        """`sum_i v_i * l_i / b` for the student's `logits` on this process's batch. A sample labelled -100
+        (transformers' ignore index) or whose loss is not finite does not train: weight 0, no loss, no part in the
+        weighting (the non-finite ones are reported in the logs)."""
+        losses, usable = self._usable_losses(logits, labels)
+        batch = {"loss": losses.detach(), "usable": usable, "label": labels, **targets}
         num_processes = self.accelerator.num_processes
         if num_processes > 1:
             batch = self.accelerator.gather(batch)
         with torch.no_grad():
-            weights = self.sample_weights(batch, logits.shape[-1])
+            weights = self.sample_weights(batch, logits.shape[-1]).masked_fill(~batch["usable"], 0.0)
         self._observe_weights(batch, weights)
         if num_processes > 1:
             size = losses.shape[0]
             weights = weights[self.accelerator.process_index * size : (self.accelerator.process_index + 1) * size]
         return (weights * losses).sum() / self.loss_denominator(denominator)
 
+    def _usable_losses(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The per-sample training losses, 0 where the sample does not train, and the mask of those that do."""
+        ignored = labels == IGNORE_INDEX
+        losses = self.training_loss(logits, labels.masked_fill(ignored, 0))
+        usable = ~ignored & torch.isfinite(losses.detach())
+        return losses.masked_fill(~usable, 0.0), usable
+
     def sample_weights(self, batch: dict[str, torch.Tensor], num_classes: int) -> torch.Tensor:
-        """The weights of the global batch's samples (`batch`: `loss`, `label` and the targets present); 1 here."""
+        """The weights of the global batch's samples; 1 here. `batch` holds `loss`, `usable` (False for a sample
+        that does not train, whose `loss` is 0 and whose weight is set to 0 afterwards: leave it out of batch
+        statistics), `label` and the targets present."""
         return torch.ones_like(batch["loss"])
 
     def loss_denominator(self, denominator: Any) -> Any:
@@ -363,7 +426,7 @@ class WeightedLossTrainer(Trainer):
         and the records (the last three on the main process)."""
         if self.args.scale_weight_decay_by_mean_weight:
             self._step_weight_sum += weights.sum()
-            self._step_weight_count += weights.shape[0]
+            self._step_weight_count += batch["usable"].sum()
         if not self.is_world_process_zero():
             return
         self._accumulate_metrics(weights, batch)
@@ -374,7 +437,7 @@ class WeightedLossTrainer(Trainer):
         if self._label_issue_aggregates is not None:
             sample_index = required_column(batch, "sample_index", "the label-issue ranking (`label_issues=True`)")
             if progress >= self.label_issue_window_start:
-                self._label_issue_aggregates.add(sample_index, weights, batch["loss"])
+                self._label_issue_aggregates.add(sample_index, weights, batch["loss"], batch["usable"])
         if self._records is not None:
             required_column(batch, "sample_index", "the student records (`record_student=True`)")
             self._records.add(batch, weights, progress, epoch)
@@ -383,36 +446,46 @@ class WeightedLossTrainer(Trainer):
         """Appendix E.3: `theta_t = theta_0 * sum(v) / b` over the optimizer step's samples. Setting the param groups'
         `weight_decay` is right for both coupled (SGD: `grad += theta * w`) and decoupled (AdamW: `w -= lr * theta *
         w`) decay, where adding `theta * ||w||^2` to the loss would turn AdamW's decay into Adam's L2."""
-        mean_weight = (self._step_weight_sum / max(self._step_weight_count, 1)).item()
+        mean_weight = (self._step_weight_sum / self._step_weight_count.clamp_min(1)).item()
         for group in self.optimizer.param_groups:
             group.setdefault("initial_weight_decay", group["weight_decay"])
             group["weight_decay"] = group["initial_weight_decay"] * mean_weight
         self._step_weight_sum.zero_()
-        self._step_weight_count = 0
+        self._step_weight_count.zero_()
 
     # ---- Metrics ----
 
     def _accumulate_metrics(self, weights: torch.Tensor, batch: dict[str, torch.Tensor]) -> None:
         metrics = self._metrics["train"]
+        usable = batch["usable"].to(weights.dtype)
         metrics["weight_sum"].append(weights.sum())
-        metrics["num_samples"].append(torch.tensor(float(weights.shape[0])))
+        metrics["num_samples"].append(usable.sum())
         metrics["num_nonzero"].append((weights > 0).sum())
+        metrics["num_nonfinite_losses"].append((~batch["usable"] & (batch["label"] != IGNORE_INDEX)).sum())
         if "clean_label" in batch:
-            clean = (batch["label"] == batch["clean_label"]).to(weights.dtype)
+            clean = (batch["label"] == batch["clean_label"]).to(weights.dtype) * usable
             selected = (weights > 0.5).to(weights.dtype)
             metrics["clean_weight_sum"].append((weights * clean).sum())
             metrics["num_clean"].append(clean.sum())
-            metrics["noisy_weight_sum"].append((weights * (1 - clean)).sum())
+            metrics["noisy_weight_sum"].append((weights * (usable - clean)).sum())
             metrics["num_selected"].append(selected.sum())
             metrics["num_selected_clean"].append((selected * clean).sum())
 
     def _metric_logs(self, metrics: dict[str, list[torch.Tensor]]) -> dict[str, float]:
         """The logged means of the accumulated weight metrics."""
         total = {name: torch.stack(values).float().sum().item() for name, values in metrics.items()}
+        num_samples = max(total["num_samples"], 1)
         logs = {
-            "mentornet/mean_weight": total["weight_sum"] / total["num_samples"],
-            "mentornet/data_utilisation": total["num_nonzero"] / total["num_samples"],
+            "mentornet/mean_weight": total["weight_sum"] / num_samples,
+            "mentornet/data_utilisation": total["num_nonzero"] / num_samples,
         }
+        if total["num_nonfinite_losses"]:
+            logs["mentornet/num_nonfinite_losses"] = total["num_nonfinite_losses"]
+            logger.warning(
+                f"{int(total['num_nonfinite_losses'])} training losses were NaN or inf since the last log (step "
+                f"{self.state.global_step}); those samples were given weight 0 and left out of the weighting. Check "
+                "the inputs and the learning rate (or the fp16 loss scale) if this repeats."
+            )
         if "num_clean" in total:
             num_noisy = total["num_samples"] - total["num_clean"]
             logs["mentornet/mean_weight_clean"] = total["clean_weight_sum"] / max(total["num_clean"], 1)
@@ -443,7 +516,11 @@ class WeightedLossTrainer(Trainer):
         inputs, labels, _ = self._pop_targets(self._prepare_inputs(inputs))
         with torch.no_grad():
             logits = self._student_logits(model, inputs)
-            loss = None if labels is None else self._per_sample_loss(logits, labels, 0.0).mean()
+            loss = None
+            if labels is not None:
+                labelled = labels != IGNORE_INDEX
+                losses = self._per_sample_loss(logits, labels.masked_fill(~labelled, 0), 0.0)
+                loss = (losses * labelled).sum() / labelled.sum().clamp_min(1)
         if prediction_loss_only:
             return loss, None, None
         return loss, logits, labels
@@ -462,7 +539,10 @@ class WeightedLossTrainer(Trainer):
         for batch in logging.tqdm(loader, desc=description, disable=self.args.disable_tqdm, leave=False):
             inputs, labels, targets = self._pop_targets(self._prepare_inputs(batch))
             logits = self._student_logits(model, inputs)
-            outputs["loss"].append(self._per_sample_loss(logits, labels, self.args.label_smoothing_factor))
+            losses = self._per_sample_loss(
+                logits, labels.masked_fill(labels == IGNORE_INDEX, 0), self.args.label_smoothing_factor
+            )
+            outputs["loss"].append(losses)
             outputs["predicted_label"].append(logits.argmax(-1))
             outputs["label"].append(labels)
             for name, value in targets.items():
@@ -476,14 +556,34 @@ class WeightedLossTrainer(Trainer):
         """As [`~transformers.Trainer.train`]; then finishes the student records (`record_student`) and writes the
         label-issue ranking (`label_issues`) under `output_dir` (main process)."""
         resuming = args[0] if args else kwargs.get("resume_from_checkpoint")
-        if self._records is not None and not resuming:
-            self._records.check_unused()  # before training, not at the first chunk
+        if not resuming and self.args.should_save:
+            self._check_output_dir_unused()  # before training, not when the files are written
         output = super().train(*args, **kwargs)
         if self._records is not None and self.is_world_process_zero():
             self._records.flush()
         if self.args.label_issues:
             self.rank_label_issues()
         return output
+
+    def _check_output_dir_unused(self) -> None:
+        """Refuse to start a new run where an earlier run's label-issue ranking or student records would be
+        replaced, unless `overwrite_output_dir`; with it, the earlier records are removed now."""
+        earlier = []
+        label_issues_path = os.path.join(self.args.output_dir, LABEL_ISSUES_FILE)
+        if self.args.label_issues and os.path.exists(label_issues_path):
+            earlier.append(label_issues_path)
+        if self._records is not None and self._records.existing_chunks():
+            earlier.append(self._records.directory)
+        if not earlier:
+            return
+        if not self.args.overwrite_output_dir:
+            raise ValueError(
+                f"`output_dir`={self.args.output_dir!r} holds an earlier run's {', '.join(earlier)}, which this run "
+                "would replace. Choose another `output_dir`, resume that run with `resume_from_checkpoint`, or set "
+                "`overwrite_output_dir=True` to replace them."
+            )
+        if self._records is not None:
+            self._records.remove()
 
     def student_records(self) -> datasets.Dataset:
         """The per-sample student records so far: one row per (sample, step) with `sample_index`, `progress`,
@@ -517,44 +617,139 @@ class WeightedLossTrainer(Trainer):
 
     # ---- Checkpoints ----
 
+    def _run_settings(self) -> dict[str, Any]:
+        """The settings a resumed run must share with its checkpoint: this trainer's own arguments and the
+        TrainingArguments that shape training (`RUN_DEFINING_TRAINING_ARGUMENTS`); subclasses add theirs."""
+        own = {f.name for f in fields(self.args)} - {f.name for f in fields(TrainingArguments)}
+        own -= {"resume_with_different_settings", "overwrite_output_dir"}
+        values = self.args.to_dict()
+        # A JSON round trip, so that a saved and a current value compare alike (lists, not tuples).
+        return json.loads(
+            json.dumps({name: values[name] for name in sorted(own | set(RUN_DEFINING_TRAINING_ARGUMENTS))})
+        )
+
     def _checkpoint_state(self) -> dict[str, Any]:
-        """What a resumed run needs beyond Trainer's own checkpoint; subclasses add their state."""
+        """What a resumed run needs beyond Trainer's own checkpoint, small and independent of the run's length
+        (per-sample state goes to [`~WeightedLossTrainer._per_sample_state`]); subclasses add theirs."""
         return {
+            "settings": self._run_settings(),
             "metrics": dict(self._metrics["train"]),
-            "label_issue_aggregates": None
-            if self._label_issue_aggregates is None
-            else self._label_issue_aggregates.state_dict(),
             "num_record_chunks": None if self._records is None else self._records.flush(),
         }
 
-    def _load_checkpoint_state(self, state: dict[str, Any], checkpoint: str) -> None:
+    def _per_sample_state(self) -> dict[str, torch.Tensor]:
+        """The per-sample tensors a resumed run needs, saved in their own safetensors file."""
+        if self._label_issue_aggregates is None:
+            return {}
+        return {f"label_issues.{name}": tensor for name, tensor in self._label_issue_aggregates.state_dict().items()}
+
+    def _load_checkpoint_state(
+        self, state: dict[str, Any], per_sample: dict[str, torch.Tensor], checkpoint: str
+    ) -> None:
         self._metrics["train"] = defaultdict(list, state["metrics"])
-        if self._label_issue_aggregates is not None and state["label_issue_aggregates"] is not None:
-            self._label_issue_aggregates.load_state_dict(state["label_issue_aggregates"])
+        if self._label_issue_aggregates is not None and "label_issues.count" in per_sample:
+            self._label_issue_aggregates.load_state_dict(
+                {name: per_sample[f"label_issues.{name}"] for name in ("weight_sum", "loss_sum", "count")}
+            )
         if self._records is not None and state["num_record_chunks"] is not None:
             run_records = os.path.join(os.path.dirname(os.path.abspath(checkpoint)), STUDENT_RECORDS_DIR)
             self._records.truncate(state["num_record_chunks"], run_records)
 
     def _save_checkpoint_files(self, checkpoint: str) -> None:
         """Write this trainer's own state into the checkpoint folder (subclasses add theirs)."""
-        state = self._checkpoint_state()
-        save_atomically(os.path.join(checkpoint, TRAINER_STATE_FILE), lambda path: torch.save(state, path))
+        torch.save(self._checkpoint_state(), os.path.join(checkpoint, TRAINER_STATE_FILE))
+        per_sample = {name: tensor.contiguous().cpu() for name, tensor in self._per_sample_state().items()}
+        if per_sample:
+            save_file(per_sample, os.path.join(checkpoint, PER_SAMPLE_STATE_FILE))
+
+    def _get_output_dir(self, trial: Any) -> str:
+        # While a checkpoint is saved, Trainer writes it into the staging folder (see `_save_checkpoint`).
+        return self._checkpoint_staging_run_dir or super()._get_output_dir(trial=trial)
 
     def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
-        # Before Trainer's own save, which ends by rotating old checkpoints out: a crash in between must not leave
-        # the newest checkpoint without this state, nor rotate out the last complete one.
+        """As Trainer's, but complete or absent: Trainer and this trainer write the checkpoint into
+        `<run dir>/.checkpoint-staging/checkpoint-<step>`, which is renamed into place once every file is written;
+        only then are old checkpoints rotated out (`save_total_limit`). A crash at any point leaves the last complete
+        checkpoint resumable, and `resume_from_checkpoint=True` never finds a partial one."""
+        run_dir = self._get_output_dir(trial=trial)
+        name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        staging_run_dir = os.path.join(run_dir, CHECKPOINT_STAGING_DIR)
         if self.args.should_save:
-            checkpoint = os.path.join(
-                self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-            )
-            os.makedirs(checkpoint, exist_ok=True)
-            self._save_checkpoint_files(checkpoint)
-        super()._save_checkpoint(model, trial)
+            shutil.rmtree(staging_run_dir, ignore_errors=True)  # what a crashed save left
+            os.makedirs(os.path.join(staging_run_dir, name))
+            self._save_checkpoint_files(os.path.join(staging_run_dir, name))
+        self.accelerator.wait_for_everyone()
+        limit, self.args.save_total_limit = self.args.save_total_limit, None  # rotate once the new one is complete
+        self._checkpoint_staging_run_dir = staging_run_dir
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._checkpoint_staging_run_dir = None
+            self.args.save_total_limit = limit
+        self.accelerator.wait_for_everyone()
+        if not self.args.should_save:
+            return
+        final = os.path.join(run_dir, name)
+        if os.path.isdir(final):  # the same step saved again: the old copy is moved aside, then removed
+            os.replace(final, os.path.join(staging_run_dir, "replaced"))
+        os.replace(os.path.join(staging_run_dir, name), final)
+        shutil.rmtree(staging_run_dir)
+        best = self.state.best_model_checkpoint
+        if best is not None and os.path.dirname(best) == staging_run_dir:
+            self.state.best_model_checkpoint = os.path.join(run_dir, os.path.basename(best))
+        rotate_checkpoints(
+            output_dir=run_dir,
+            save_total_limit=limit,
+            best_model_checkpoint=self.state.best_model_checkpoint,
+            use_mtime=True,
+        )
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
-        super()._load_from_checkpoint(resume_from_checkpoint, model)
-        state = torch.load(os.path.join(resume_from_checkpoint, TRAINER_STATE_FILE), map_location=self.args.device)
-        self._load_checkpoint_state(state, resume_from_checkpoint)
+        state, per_sample = self._read_checkpoint_state(resume_from_checkpoint)
+        try:
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
+        except Exception as error:  # safetensors, torch and transformers errors alike
+            raise damaged_checkpoint_error(resume_from_checkpoint, "its model or optimizer files", error) from error
+        try:
+            self._load_checkpoint_state(state, per_sample, resume_from_checkpoint)
+        except KeyError as error:
+            path = os.path.join(resume_from_checkpoint, TRAINER_STATE_FILE)
+            raise damaged_checkpoint_error(resume_from_checkpoint, path, error) from error
+
+    def _read_checkpoint_state(self, checkpoint: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """This trainer's state in `checkpoint`, verified: readable, complete, and saved with this run's settings
+        (unless `resume_with_different_settings`)."""
+        path = os.path.join(checkpoint, TRAINER_STATE_FILE)
+        if not os.path.isfile(path):
+            raise ValueError(
+                f"The checkpoint {checkpoint!r} has no {TRAINER_STATE_FILE}, so it was not saved by "
+                f"{type(self).__name__} (a plain transformers Trainer checkpoint, or another method's?). Resume a "
+                f"checkpoint saved by {type(self).__name__}, or start without `resume_from_checkpoint`."
+            )
+        try:
+            state = torch.load(path, map_location=self.args.device, weights_only=True)
+            saved = state["settings"]
+        except Exception as error:  # any unreadable or incomplete file: named, with the way out
+            raise damaged_checkpoint_error(checkpoint, path, error) from error
+        per_sample = {}
+        if self._per_sample_state():
+            per_sample_path = os.path.join(checkpoint, PER_SAMPLE_STATE_FILE)
+            try:
+                per_sample = load_file(per_sample_path, device=str(self.args.device))
+            except Exception as error:
+                raise damaged_checkpoint_error(checkpoint, per_sample_path, error) from error
+        current = self._run_settings()
+        changed = sorted(name for name in saved.keys() | current.keys() if saved.get(name) != current.get(name))
+        if changed and not self.args.resume_with_different_settings:
+            differences = "; ".join(f"{name}: {saved.get(name)!r} -> {current.get(name)!r}" for name in changed)
+            raise ValueError(
+                f"The checkpoint {checkpoint!r} was saved with other settings than this run's ({differences}). "
+                "Resume with the checkpoint's settings, or set `resume_with_different_settings=True` to continue "
+                "with these."
+            )
+        if changed:
+            logger.warning(f"Resuming {checkpoint!r} with settings that differ from its own: {changed}.")
+        return state, per_sample
 
     def _model_card_lines(self) -> list[str]:
         """Lines added to the student's model card; subclasses say how they weighted the samples."""
@@ -577,6 +772,19 @@ class WeightedLossTrainer(Trainer):
             card.write("\n".join(self._model_card_lines()) + "\n")
 
 
+def damaged_checkpoint_error(checkpoint: str, what: str, error: BaseException) -> ValueError:
+    folder = os.path.dirname(os.path.abspath(checkpoint))
+    others = sorted(
+        (name for name in os.listdir(folder) if name.startswith(f"{PREFIX_CHECKPOINT_DIR}-")),
+        key=lambda name: int(name.rsplit("-", 1)[-1]) if name.rsplit("-", 1)[-1].isdigit() else -1,
+    )
+    return ValueError(
+        f"Cannot resume from {checkpoint!r}: {what} cannot be read ({type(error).__name__}: {error}). The checkpoint "
+        f"is damaged or incomplete; resume from another checkpoint of the run ({', '.join(others) or 'none left'}), "
+        "or start again without `resume_from_checkpoint`."
+    )
+
+
 def label_range_error(logits: torch.Tensor, labels: torch.Tensor) -> ValueError:
     return ValueError(
         f"`labels` must be class indices in 0..{logits.shape[-1] - 1} (the student has {logits.shape[-1]} "
@@ -587,7 +795,35 @@ def label_range_error(logits: torch.Tensor, labels: torch.Tensor) -> ValueError:
 def required_column(batch: dict[str, Any], name: str, user: str) -> Any:
     if name not in batch:
         raise ValueError(
-            f"The batch has no `{name}` column, needed by {user}: add a stable row index (e.g. "
-            "`dataset.add_column('sample_index', list(range(len(dataset))))`) and keep it in the collator."
+            f"The training data has no `{name}` column, needed by {user}: add a stable row index with "
+            "`hf_mentornet.add_sample_index(dataset)` (inject_label_noise adds one) and keep it in the collator."
         )
     return batch[name]
+
+
+def sample_index_values(dataset: datasets.Dataset) -> np.ndarray:
+    """The `sample_index` column of a map-style dataset as one array (its format and transform left aside)."""
+    return np.asarray(dataset.with_format("numpy", columns=["sample_index"])[:]["sample_index"])
+
+
+def check_sample_index(dataset: Any, user: str) -> None:
+    """Refuse a training `datasets.Dataset` whose `sample_index` is missing, not integer, negative or repeated:
+    per-sample state (records, label-issue sums, closed-form weights) would mix samples. Other datasets (streams,
+    torch datasets) are checked batch by batch only."""
+    if not isinstance(dataset, datasets.Dataset):
+        return
+    required_column(dataset.features, "sample_index", user)
+    feature = dataset.features["sample_index"]
+    if not (isinstance(feature, datasets.Value) and feature.dtype.startswith(("int", "uint"))):
+        raise ValueError(
+            f"`sample_index` has feature {feature}, needed by {user} as an integer row index; rebuild it with "
+            "`hf_mentornet.add_sample_index(dataset.remove_columns('sample_index'))`."
+        )
+    index = sample_index_values(dataset)
+    repeated = len(index) - len(np.unique(index))
+    if repeated or (len(index) and index.min() < 0):
+        raise ValueError(
+            f"`sample_index` has {repeated} repeated and {int((index < 0).sum())} negative values, so {user} would "
+            "mix samples (datasets noised or indexed shard by shard, then concatenated?). Give every row its own index: "
+            "`hf_mentornet.add_sample_index(dataset.remove_columns('sample_index'))` on the whole dataset."
+        )

@@ -94,9 +94,6 @@ class CifarArguments:
     cifar_augmentation: bool = field(
         default=True, metadata={"help": "The paper's augmentation: pad 4, random crop, horizontal flip."}
     )
-    overwrite_output_dir: bool = field(
-        default=False, metadata={"help": "Train into `output_dir` even if it holds a different run."}
-    )
 
 
 def parse_cifar_args(argv: Sequence[str] | None = None) -> tuple[CifarArguments, WeightedLossArguments]:
@@ -132,7 +129,7 @@ def load_image_dataset(script_args: CifarArguments, seed: int) -> datasets.Datas
 
 def main(script_args: CifarArguments, training_args: WeightedLossArguments) -> None:
     if training_args.should_save:
-        check_output_dir(script_args, training_args, overwrite=script_args.overwrite_output_dir)
+        check_output_dir(script_args, training_args)
     with training_args.main_process_first(desc="loading the dataset"):
         dataset = load_image_dataset(script_args, training_args.seed)
     label_feature = dataset[script_args.train_split].features[script_args.label_column]

@@ -73,7 +73,7 @@ def make(name: str) -> dict[str, Any]:
     model.config.name_or_path = name
     if note:
         model.config.learned_from["notes"] = note
-    save_curriculum(model, SHIPPED_CURRICULA_DIR / name, model_id=name)
+    save_curriculum(model, SHIPPED_CURRICULA_DIR / name, model_id=name, overwrite=True)
     return metrics
 
 

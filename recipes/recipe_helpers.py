@@ -19,7 +19,7 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from hf_mentornet import inject_label_noise
 from hf_mentornet.methods import RunSummary, train_method
-from hf_mentornet.weighted_trainer import WeightedLossArguments, WeightedLossTrainer
+from hf_mentornet.weighted_trainer import RUN_DEFINING_TRAINING_ARGUMENTS, WeightedLossArguments, WeightedLossTrainer
 
 CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -100,42 +100,45 @@ def run_arguments(script_args: Any, training_args: TrainingArguments) -> dict[st
     own_fields = {f.name for f in dataclasses.fields(training_args)} - {
         f.name for f in dataclasses.fields(TrainingArguments)
     }
-    training_fields = own_fields | {
-        "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate", "weight_decay", "optim",
-        "optim_args", "lr_scheduler_type", "warmup_steps", "num_train_epochs", "max_steps", "max_grad_norm",
-        "label_smoothing_factor", "seed",
+    training_fields = (own_fields | set(RUN_DEFINING_TRAINING_ARGUMENTS)) - {
+        "overwrite_output_dir", "resume_with_different_settings"
     }  # fmt: skip
     training = training_args.to_dict()
-    script = {name: value for name, value in dataclasses.asdict(script_args).items() if name != "overwrite_output_dir"}
+    script = dataclasses.asdict(script_args)
     # A JSON round trip so that the comparison with a saved run sees the same types (lists, not tuples).
     return json.loads(json.dumps({**script, **{name: training[name] for name in sorted(training_fields)}}))
 
 
-def check_output_dir(script_args: Any, training_args: TrainingArguments, *, overwrite: bool = False) -> None:
+def check_output_dir(script_args: Any, training_args: WeightedLossArguments) -> None:
     """Refuse an output directory that holds a different run (its `run_args.json` differs from
-    [`run_arguments`]), unless `overwrite` or resuming; then write this run's `run_args.json`. Call it on the main
-    process only: if it raises, the launcher stops the other processes."""
+    [`run_arguments`] and it left a checkpoint or results), unless `overwrite_output_dir` or resuming; then write
+    this run's `run_args.json`. A run that failed before its first checkpoint left nothing to continue, so its
+    `run_args.json` does not block the corrected re-run. Call it on the main process only, before any work: if it
+    raises, the launcher stops the other processes."""
     current = run_arguments(script_args, training_args)
-    path = os.path.join(training_args.output_dir, "run_args.json")
+    output_dir = training_args.output_dir
+    path = os.path.join(output_dir, "run_args.json")
+    overwrite = training_args.overwrite_output_dir
+    entries = set(os.listdir(output_dir)) if os.path.isdir(output_dir) else set()
     if os.path.isfile(path):
         with open(path) as file:
             saved = json.load(file)
         changed = sorted(name for name in saved.keys() | current.keys() if saved.get(name) != current.get(name))
-        if changed and not (overwrite or training_args.resume_from_checkpoint):
+        left_outputs = any(name.startswith("checkpoint-") or name == "results.json" for name in entries)
+        if changed and left_outputs and not (overwrite or training_args.resume_from_checkpoint):
             differences = "; ".join(f"{name}: {saved.get(name)!r} -> {current.get(name)!r}" for name in changed)
             raise ValueError(
-                f"`output_dir`={training_args.output_dir!r} holds a different run ({differences}). Pass "
-                "--overwrite_output_dir to replace it, --resume_from_checkpoint to continue it with these "
-                "arguments, or choose another --output_dir."
+                f"`output_dir`={output_dir!r} holds a different run ({differences}). Pass --overwrite_output_dir to "
+                "write this one there, --resume_from_checkpoint to continue it with these arguments, or choose "
+                "another --output_dir."
             )
-    elif os.path.isdir(training_args.output_dir) and os.listdir(training_args.output_dir):
-        if not overwrite:
-            raise ValueError(
-                f"`output_dir`={training_args.output_dir!r} is not empty and holds no run_args.json, so it is not a "
-                "run of this recipe. Pass --overwrite_output_dir to write into it anyway, or choose another "
-                "--output_dir."
-            )
-    os.makedirs(training_args.output_dir, exist_ok=True)
+    elif entries and not overwrite:
+        raise ValueError(
+            f"`output_dir`={output_dir!r} is not empty and holds no run_args.json, so it is not a run of this "
+            "recipe; nothing in it is touched. Pass --overwrite_output_dir to write into it anyway, or choose "
+            "another --output_dir."
+        )
+    os.makedirs(output_dir, exist_ok=True)
     with open(path + ".tmp", "w") as file:
         json.dump(current, file, indent=2)
     os.replace(path + ".tmp", path)

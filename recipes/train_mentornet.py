@@ -39,7 +39,7 @@ from recipe_helpers import parse_args
 
 from hf_mentornet import MentorNetConfig, MentorNetModel
 from hf_mentornet.configuration_mentornet import DD_DROPOUT_SCHEDULE
-from hf_mentornet.hub import save_curriculum
+from hf_mentornet.hub import check_curriculum_directory, save_curriculum
 from hf_mentornet.learning import learn_data_driven_curriculum, learn_from_records, learn_predefined
 from hf_mentornet.methods import SMALL_STUDENT_SETTINGS
 from hf_mentornet.students import build_student
@@ -48,7 +48,15 @@ from hf_mentornet.weighted_trainer import WeightedLossArguments
 
 @dataclass
 class TrainMentorNetArguments:
-    output_dir: str = field(metadata={"help": "Where the MentorNet is written (replaced atomically)."})
+    output_dir: str = field(
+        metadata={"help": "Where the MentorNet is written: a new or empty directory (see `overwrite_output_dir`)."}
+    )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Write into a non-empty `output_dir`, replacing its config.json, model.safetensors, README.md."
+        },
+    )
     source: str = field(
         default="predefined",
         metadata={"help": "predefined, records, or student.", "choices": ["predefined", "records", "student"]},
@@ -183,6 +191,9 @@ def learn_from_student(args: TrainMentorNetArguments, fitting: dict) -> tuple[Me
 
 
 def main(args: TrainMentorNetArguments) -> None:
+    check_curriculum_directory(args.output_dir, args.overwrite_output_dir)  # before the learning, not after
+    if args.push_to_hub and not args.hub_model_id:
+        raise ValueError("`--push_to_hub` needs `--hub_model_id`, e.g. `--hub_model_id user/mentornet-dd`.")
     torch.manual_seed(args.seed)
     fitting = {"seed": args.seed} | ({"max_steps": args.max_steps} if args.max_steps else {})
     if args.source == "predefined":
@@ -204,11 +215,9 @@ def main(args: TrainMentorNetArguments) -> None:
         model, metrics = learn_from_records(records, config, loss_diff_reference=args.loss_diff_reference, **fitting)
     else:
         model, metrics = learn_from_student(args, fitting)
-    save_curriculum(model, args.output_dir, args.hub_model_id)
+    save_curriculum(model, args.output_dir, args.hub_model_id, overwrite=args.overwrite_output_dir)
     print(json.dumps({"output_dir": args.output_dir, **metrics}, indent=2, default=str))
     if args.push_to_hub:
-        if not args.hub_model_id:
-            raise ValueError("`--push_to_hub` needs `--hub_model_id`, e.g. `--hub_model_id user/mentornet-dd`.")
         model.push_to_hub(args.hub_model_id)
 
 

@@ -121,13 +121,6 @@ class WebVisionArguments:
         metadata={"help": "Input resolution (inception-resnet-v2: 299, as the paper; e.g. 224 for a ViT checkpoint)."},
     )
     top_k: list[int] = field(default_factory=lambda: [1, 5], metadata={"help": "The k of top-k accuracy."})
-    overwrite_output_dir: bool = field(
-        default=False,
-        metadata={
-            "help": "Train into `output_dir` even if it holds a different run (nothing is deleted: old "
-            "checkpoints stay until rotated out)."
-        },
-    )
 
 
 def parse_webvision_args(
@@ -153,7 +146,7 @@ def main(script_args: WebVisionArguments, training_args: MentorNetTrainingArgume
             f"{training_args.world_size}): without GPUs, pass --use_cpu to train data-parallel on the CPU (gloo)."
         )
     if training_args.should_save:
-        check_output_dir(script_args, training_args, overwrite=script_args.overwrite_output_dir)
+        check_output_dir(script_args, training_args)
     with training_args.main_process_first(desc="loading WebVision"):
         dataset = load_webvision(
             script_args.data_dir,

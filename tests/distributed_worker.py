@@ -1,6 +1,6 @@
 """Worker of tests/test_distributed.py: train a few MentorNet steps and save the weights the curriculum gave.
 
-Run as `python -m torch.distributed.run --nproc_per_node 2 tests/distributed_worker.py OUT BATCH NORMALIZATION PER_CLASS`
+With `--stream OUT`, tests/test_faults.py's two-shard stream instead. Run as `python -m torch.distributed.run --nproc_per_node 2 tests/distributed_worker.py OUT BATCH NORMALIZATION PER_CLASS`
 (each process takes BATCH samples per step; NORMALIZATION is the `loss_normalization`, PER_CLASS 0 or 1 the
 `loss_percentile_per_class`) or as `python tests/distributed_worker.py OUT BATCH NORMALIZATION PER_CLASS` (one process).
 """
@@ -17,7 +17,29 @@ from test_trainer import MLP, collate, digits, make_args, random_mentornet  # no
 from hf_mentornet.trainer import MentorNetTrainer  # noqa: E402
 
 
+def stream_indices(output: str) -> None:
+    """`--stream OUT`: a 2-shard stream, noised, split over the processes; rank 0 saves every process's indices."""
+    import datasets
+    from datasets.distributed import split_dataset_by_node
+
+    from hf_mentornet import inject_label_noise
+
+    torch.distributed.init_process_group("gloo")
+    rank, world_size = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    stream = datasets.Dataset.from_dict({"label": [i % 10 for i in range(200)]}).to_iterable_dataset(num_shards=2)
+    stream = split_dataset_by_node(inject_label_noise(stream, 0.4, num_classes=10), rank=rank, world_size=world_size)
+    indices = [example["sample_index"] for example in stream]
+    gathered = [None] * world_size
+    torch.distributed.all_gather_object(gathered, indices)
+    if rank == 0:
+        torch.save(gathered, output)
+    torch.distributed.destroy_process_group()
+
+
 def main() -> None:
+    if sys.argv[1] == "--stream":
+        stream_indices(sys.argv[2])
+        return
     output, batch_size, loss_normalization, per_class = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4] == "1"
     torch.set_num_threads(1)
     args = make_args(

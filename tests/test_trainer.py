@@ -12,7 +12,6 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from sklearn.metrics import roc_auc_score
 from torch import nn
-from transformers import Trainer
 
 from hf_mentornet import MentorNetConfig, MentorNetModel
 from hf_mentornet.cli import _load_any_dataset
@@ -151,11 +150,31 @@ def test_loss_percentile_per_class_keeps_the_easy_samples_of_a_hard_class(tmp_pa
             tmp_path, curriculum=self_paced_mentornet, loss_percentile_per_class=per_class, **settings
         )
         trainer.state.max_steps, trainer.state.global_step = 100, 50
-        weights[per_class] = trainer.sample_weights({"loss": losses, "label": labels}, 10)
+        weights[per_class] = trainer.sample_weights(weighting_batch(losses, labels), 10)
     assert torch.allclose(trainer._loss_moving_average[:2], torch.tensor([3.5, 0.5]))
     assert torch.equal(trainer._loss_moving_average[2:], torch.zeros(8))  # classes not in the batch are not moved
     assert weights[False][:8].mean() < 0.1
     assert weights[True][:3].min() > 0.8 and weights[True][5:8].max() < 0.2
+
+
+def weighting_batch(losses, labels):
+    """The global batch `sample_weights` sees, every sample training."""
+    return {"loss": losses, "usable": torch.ones(len(losses), dtype=torch.bool), "label": labels}
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 8, 20])
+def test_example_dropout_keeps_the_asked_share_at_any_batch_size(tmp_path, batch_size):
+    """The kept count is size * (1 - rate) stochastically rounded, at least 1: the expected share is right at small
+    batches (floor kept 7 of 8 at rate 0.05, and 0 of 1: a whole run of zero weights), and no batch is dropped whole."""
+    trainer = make_trainer(tmp_path, burn_in_fraction=0.0, example_dropout_schedule=[[0.05, 100]])
+    trainer.state.max_steps, trainer.state.global_step = 100, 50
+    kept = torch.stack([trainer._example_dropout_mask(batch_size, 0.05).sum() for _ in range(2000)]).float()
+    assert kept.min() >= 1
+    expected = batch_size * 0.95 if batch_size > 1 else 1.0
+    assert abs(kept.mean().item() - expected) < 0.03 * batch_size
+    # Rate 0.9 at batch 8: 0.8 expected, at least one kept.
+    kept = torch.stack([trainer._example_dropout_mask(8, 0.9).sum() for _ in range(500)])
+    assert kept.min() == 1
 
 
 def test_burn_in_and_example_dropout(tmp_path):
@@ -165,20 +184,20 @@ def test_burn_in_and_example_dropout(tmp_path):
     labels = torch.zeros(16, dtype=torch.long)
 
     trainer.state.global_step = 19  # burn-in with dropout 0.5: 8 of 16 keep weight 1
-    weights = trainer.sample_weights({"loss": losses, "label": labels}, 10)
+    weights = trainer.sample_weights(weighting_batch(losses, labels), 10)
     assert sorted(weights.tolist()) == [0.0] * 8 + [1.0] * 8
 
-    trainer.state.global_step = 40  # after burn-in, dropout 0.25: floor(16 * 0.75) = 12 keep their MentorNet weight
-    weights = trainer.sample_weights({"loss": losses, "label": labels}, 10)
+    trainer.state.global_step = 40  # after burn-in, dropout 0.25: 16 * 0.75 = 12 keep their MentorNet weight
+    weights = trainer.sample_weights(weighting_batch(losses, labels), 10)
     assert int((weights > 0).sum()) == 12 and ((weights > 0) & (weights < 1)).any()
 
     # The dropout draws come from a generator seeded by args.seed: the same seed repeats them.
     again = make_trainer(tmp_path, burn_in_fraction=0.2, example_dropout_schedule=[[0.5, 30], [0.25, 70]])
     again.state.max_steps, again.state.global_step = 100, 19
-    first = again.sample_weights({"loss": losses, "label": labels}, 10)
+    first = again.sample_weights(weighting_batch(losses, labels), 10)
     trainer._dropout_generator.manual_seed(0)
     trainer.state.global_step = 19
-    assert torch.equal(first, trainer.sample_weights({"loss": losses, "label": labels}, 10))
+    assert torch.equal(first, trainer.sample_weights(weighting_batch(losses, labels), 10))
 
 
 @pytest.mark.parametrize("loss_normalization", ["batch_size", "weight_sum"])
@@ -290,7 +309,7 @@ def test_noisy_digits_metrics_records_and_label_issues(tmp_path, self_paced_ment
     assert len(records) == 240 * 64 and max(records["epoch"]) == 99
     # The CLI learns from that folder of chunks as it is; another run refuses to mix its records into it.
     assert len(_load_any_dataset(os.path.join(tmp_path, "student_records"))) == len(records)
-    with pytest.raises(ValueError, match="already holds the student records of another run"):
+    with pytest.raises(ValueError, match="holds an earlier run's .*student_records.*overwrite_output_dir"):
         make_trainer(tmp_path, train_dataset=dataset, record_student=True).train()
 
     issues = datasets.Dataset.from_csv(os.path.join(tmp_path, "label_issues.csv"))
@@ -474,25 +493,3 @@ def test_label_issue_memory_does_not_grow_with_epochs(tmp_path):
         assert int(aggregates.count.sum()) > 0 and os.path.isfile(tmp_path / str(epochs) / "label_issues.csv")
     print(f"label-issue aggregates: {sizes[1]} bytes after 1 epoch, {sizes[4]} after 4 (256 samples)")
     assert sizes[1] == sizes[4] <= 256 * 3 * 8 * 2
-
-
-def test_a_crash_while_checkpointing_keeps_the_last_complete_checkpoint(tmp_path, monkeypatch):
-    """The trainer's own state is written before Trainer's save, which rotates old checkpoints out at its end."""
-    trainer = make_trainer(tmp_path, max_steps=4, save_strategy="steps", save_steps=2, save_total_limit=1)
-    original = Trainer._save_optimizer_and_scheduler
-
-    def crash_at_step_4(self, output_dir):
-        if self.state.global_step == 4:
-            raise OSError("disk full")
-        original(self, output_dir)
-
-    monkeypatch.setattr(Trainer, "_save_optimizer_and_scheduler", crash_at_step_4)
-    with pytest.raises(OSError, match="disk full"):
-        trainer.train()
-    complete = tmp_path / "checkpoint-2"
-    assert (complete / "mentornet_trainer_state.pt").is_file() and (complete / "mentornet" / "config.json").is_file()
-    assert (complete / "optimizer.pt").is_file()
-    assert (tmp_path / "checkpoint-4" / "mentornet_trainer_state.pt").is_file()  # written first, before the crash
-    resumed = make_trainer(tmp_path, max_steps=4, save_strategy="no")
-    resumed.train(resume_from_checkpoint=str(complete))
-    assert resumed.state.global_step == 4

@@ -231,11 +231,15 @@ def test_recipe_refuses_a_different_run(webvision_root, tmp_path, monkeypatch):
 
     recipe.check_output_dir(*parse())
     recipe.check_output_dir(*parse())  # the same run again is fine
+    # A run that failed before its first checkpoint does not block its corrected re-run...
+    recipe.check_output_dir(*parse("--learning_rate", "0.07"))
+    # ... but one that left a checkpoint is kept from a different run.
+    (output_dir / "checkpoint-2").mkdir()
     with pytest.raises(
-        ValueError, match=r"holds a different run \(learning_rate: 0.05 -> 0.1\).*--overwrite_output_dir"
+        ValueError, match=r"holds a different run \(learning_rate: 0.07 -> 0.1\).*--overwrite_output_dir"
     ):
         recipe.check_output_dir(*parse("--learning_rate", "0.1"))
-    recipe.check_output_dir(*parse("--learning_rate", "0.1"), overwrite=True)
+    recipe.check_output_dir(*parse("--learning_rate", "0.1", "--overwrite_output_dir"))
     assert json.loads((output_dir / "run_args.json").read_text())["learning_rate"] == 0.1
     recipe.check_output_dir(*parse("--learning_rate", "0.2", "--resume_from_checkpoint", str(output_dir / "ckpt")))
     (tmp_path / "other").mkdir()

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..students import student_logits
-from ..weighted_trainer import WeightedLossArguments, WeightedLossTrainer
+from ..weighted_trainer import IGNORE_INDEX, WeightedLossArguments, WeightedLossTrainer
 
 __all__ = ["CoTeachingConfig", "CoTeachingPair", "CoTeachingTrainer", "co_teaching_forget_rate", "co_teaching_weights"]
 
@@ -142,12 +142,18 @@ class CoTeachingTrainer(WeightedLossTrainer):
     ) -> torch.Tensor:
         """Both networks' mean loss over the samples their peer selected; `logits` has shape `(2, b, m)`."""
         num_classes = logits.shape[-1]
-        losses = self.training_loss(logits.reshape(-1, num_classes), labels.repeat(2)).view(2, -1)
+        ignored = labels == IGNORE_INDEX
+        losses = self.training_loss(logits.reshape(-1, num_classes), labels.masked_fill(ignored, 0).repeat(2))
+        losses = losses.view(2, -1)
+        # A sample labelled -100 or with a non-finite loss (either network) is never selected and never trains.
+        usable = ~ignored & torch.isfinite(losses.detach()).all(0)
+        losses = losses.masked_fill(~usable, 0.0)
         forget_rate = co_teaching_forget_rate(
             self.state.epoch or 0.0, self.args.co_teaching_forget_rate, self.args.co_teaching_ramp_epochs
         )
-        weights = co_teaching_weights(losses.detach(), forget_rate)
+        weights = co_teaching_weights(losses.detach().masked_fill(~usable, math.inf), forget_rate) * usable
         # Han et al. average over the kept samples: scale the usual 1/b by b / (number kept).
-        kept_fraction = weights[0].sum() / labels.shape[0]
-        self._observe_weights({"loss": losses[0].detach(), "label": labels, **targets}, weights[0])
+        kept_fraction = weights[0].sum().clamp_min(1.0) / labels.shape[0]
+        batch = {"loss": losses[0].detach(), "usable": usable, "label": labels, **targets}
+        self._observe_weights(batch, weights[0])
         return (weights * losses).sum() / (denominator * kept_fraction)

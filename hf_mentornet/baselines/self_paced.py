@@ -24,12 +24,13 @@ def self_paced_threshold(losses: torch.Tensor, percentile: float, growth: float,
     `1[loss <= lambda_e]`.
 
     Args:
-        losses (`torch.Tensor` of shape `(batch_size,)`): the batch's per-sample losses.
+        losses (`torch.Tensor` of shape `(batch_size,)`): the batch's per-sample losses, NaN for a sample left
+            out (one that does not train).
         percentile (`float`): in (0, 1], e.g. 0.5 (the paper tunes the 50th, 60th and 75th percentile).
         growth (`float`): the factor per epoch, >= 1.
         epoch (`int`): the number of completed epochs.
     """
-    return torch.quantile(losses.float(), percentile) * growth**epoch
+    return torch.nanquantile(losses.float(), percentile) * growth**epoch
 
 
 @dataclass
@@ -70,6 +71,9 @@ class SelfPacedTrainer(WeightedLossTrainer):
     def sample_weights(self, batch: dict[str, torch.Tensor], num_classes: int) -> torch.Tensor:
         loss = batch["loss"]
         threshold = self_paced_threshold(
-            loss, self.args.self_paced_percentile, self.args.self_paced_growth, math.floor(self.state.epoch or 0)
+            loss.masked_fill(~batch["usable"], math.nan),
+            self.args.self_paced_percentile,
+            self.args.self_paced_growth,
+            math.floor(self.state.epoch or 0),
         )
         return (loss <= threshold).to(loss.dtype)
