@@ -516,6 +516,8 @@ def learn_from_records(
     import datasets  # a dependency, imported here to keep `import hf_mentornet` light
 
     if isinstance(records, datasets.Dataset):
+        if len(records) == 0:
+            raise ValueError("`records` is empty; record the student's per-sample losses first.")
         names = records.column_names
         # Read the needed columns at once through the numpy formatter (fast, and honours shuffles and selections).
         needed = [name for name in (*RECORD_COLUMNS, "sample_index") if name in names]

@@ -211,6 +211,11 @@ def inject_label_noise(
         raise ValueError(f"`{source}` has {column.null_count} missing labels; drop or fill those rows first.")
     clean = column.to_numpy().astype(np.int64)
     m = _num_classes(feature, num_classes, transition_matrix, clean)
+    if transition_matrix is not None and m == len(transition_matrix) and clean.max(initial=0) >= m:
+        raise ValueError(
+            f"`transition_matrix` is {len(transition_matrix)} x {len(transition_matrix)}, but `{source}` has labels up "
+            f"to {int(clean.max())}; pass an m x m matrix for the m classes of the data."
+        )
     _check_labels(clean, m, source)
     cdf = _transition_cdf(transition_matrix, m)
 

@@ -93,6 +93,15 @@ class MentorNetTrainer(WeightedLossTrainer):
                     f"`curriculum_update_at`={args.curriculum_update_at!r} re-learns a MentorNet, but "
                     f"`curriculum_type`={args.curriculum_type!r} uses none; leave `curriculum_update_at` empty."
                 )
+        if (
+            isinstance(curriculum_update_dataset, datasets.Dataset)
+            and "clean_label" not in curriculum_update_dataset.column_names
+        ):
+            raise ValueError(
+                "`curriculum_update_dataset` has no `clean_label` column (columns: "
+                f"{curriculum_update_dataset.column_names}): the data-driven update learns from the noisy labels and "
+                "their known `clean_label`."
+            )
         if curriculum_update_dataset is not None and not args.curriculum_update_at:
             raise ValueError(
                 "`curriculum_update_dataset` is given but `curriculum_update_at` is empty, so the curriculum is never "

@@ -45,6 +45,14 @@ LABEL_ISSUES_FILE = "label_issues.csv"
 TARGET_COLUMNS = ("labels", "sample_index", "clean_label")
 # The label-issue ranking reads the weights from this fraction of training on (or from the end of burn-in).
 LABEL_ISSUE_WINDOW_START = 0.5
+# How torch and transformers word an input the student cannot take (channels, size): reworded as ours.
+INPUT_MISMATCH_SIGNS = (
+    "channel",
+    "shapes cannot be multiplied",
+    "size mismatch",
+    "input image size",
+    "expected input",
+)
 # transformers' label of a sample that does not train (`CrossEntropyLoss(ignore_index=-100)`).
 IGNORE_INDEX = -100
 # The TrainingArguments that shape a run's training, beside the trainer's own fields: a resume that changes them is
@@ -215,6 +223,11 @@ class WeightedLossTrainer(Trainer):
                 f"`train_dataset` is a streaming {type(train_dataset).__name__} and `max_steps`={args.max_steps}: "
                 "the weights read training progress as global_step / max_steps, so set `max_steps` > 0."
             )
+        if isinstance(train_dataset, datasets.Dataset | torch.utils.data.Dataset) and not isinstance(
+            train_dataset, torch.utils.data.IterableDataset
+        ):
+            if len(train_dataset) == 0:
+                raise ValueError("`train_dataset` has no rows; pass the training samples.")
         if label_issues_dataset is not None and not args.label_issues:
             raise ValueError(
                 "`label_issues_dataset` is given but `label_issues`=False, so it would never be used: set "
@@ -240,6 +253,8 @@ class WeightedLossTrainer(Trainer):
         )
         if self.args.label_issues or self.args.record_student:
             check_sample_index(self.train_dataset, "`label_issues` / `record_student`")
+        if label_issues_dataset is not None:
+            check_sample_index(label_issues_dataset, "the label-issue ranking of `label_issues_dataset`")
         self._step_weight_sum = torch.zeros((), device=device)
         self._step_weight_count = torch.zeros((), dtype=torch.long, device=device)
         if self.args.scale_weight_decay_by_mean_weight:
@@ -301,13 +316,14 @@ class WeightedLossTrainer(Trainer):
                 return model(**inputs).logits
             return model(inputs["pixel_values"])
         except (RuntimeError, ValueError) as error:
-            if "channel" not in str(error):
+            if not any(sign in str(error).lower() for sign in INPUT_MISMATCH_SIGNS):
                 raise
             shape = tuple(inputs["pixel_values"].shape)
             raise ValueError(
                 f"The student cannot read `pixel_values` of shape {shape}: {str(error)[:200]}. Its input channels "
-                f"must match the images' {shape[1]}: build it with that many (`num_channels` / `in_chans`), or "
-                "convert the images (`image_transforms(..., in_chans=...)`)."
+                f"and image size must match the images' ({shape[1]} channels, {shape[2:]}): build it for them "
+                "(`num_channels` / `in_chans`, `image_size`), or transform the images for it "
+                "(`hf_mentornet.data.image_transforms(student, ...)`)."
             ) from error
 
     @staticmethod

@@ -289,3 +289,54 @@ def test_a_two_shard_stream_on_two_processes_has_unique_indices(tmp_path):
     assert len(indices) == 2 and all(len(part) == 100 for part in indices)
     every = [index for part in indices for index in part]
     assert len(set(every)) == 200  # 200 of 200 collided when each shard counted from 0
+
+
+class NotATensor:
+    """Anything but tensors and plain containers: a state file holding it must not be unpickled."""
+
+
+def test_a_state_file_that_would_run_code_is_refused(checkpointed):
+    path = checkpointed / "checkpoint-4" / "mentornet_trainer_state.pt"
+    state = torch.load(path, weights_only=True)
+    torch.save({**state, "payload": NotATensor()}, path)
+    with pytest.raises(ValueError, match="damaged or incomplete"):
+        make_trainer(checkpointed, max_steps=4).train(resume_from_checkpoint=str(path.parent))
+
+
+def deep_library_inputs(tmp_path):
+    from hf_mentornet import MentorNetTrainingArguments, load_curriculum
+
+    trainer = make_trainer(tmp_path)
+    images = torch.zeros(2, 1, 8, 8)
+    curriculum = tmp_path / "curriculum"
+    save_curriculum(random_mentornet(), curriculum)
+    return {
+        "missing pixel_values": lambda: trainer.compute_loss(trainer.model, {"image": images, "labels": torch.ones(2).long()}),
+        "channel mismatch": lambda: trainer.compute_loss(trainer.model, {"pixel_values": torch.zeros(2, 3, 8, 8), "labels": torch.ones(2).long()}),
+        "malformed dropout schedule": lambda: MentorNetTrainingArguments(output_dir=str(tmp_path), example_dropout_schedule="0.5,x"),
+        "truncated model.safetensors": lambda: (curriculum / "model.safetensors").write_bytes(b"\0" * 8) and load_curriculum(curriculum),
+        "nonexistent local dataset": lambda: cli.main(["noise", str(tmp_path / "nope"), "--noise_rate", "0.2", "--output_dir", str(tmp_path / "out")]),
+        "empty dataset": lambda: inject_label_noise(datasets.Dataset.from_dict({"label": []}), 0.2),
+        "string noise rate": lambda: inject_label_noise(datasets.Dataset.from_dict({"label": [0, 1]}), "0.2"),
+        "negative seed": lambda: inject_label_noise(datasets.Dataset.from_dict({"label": [0, 1]}), 0.2, seed=-1),
+        "float sample_index": lambda: make_trainer(tmp_path, label_issues=True, train_dataset=digits(size=32).cast_column("sample_index", datasets.Value("float32"))),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "named"),
+    [
+        ("missing pixel_values", "pixel_values"),
+        ("channel mismatch", "channels"),
+        ("malformed dropout schedule", "example_dropout_schedule"),
+        ("truncated model.safetensors", "model.safetensors"),
+        ("nonexistent local dataset", "does not exist"),
+        ("empty dataset", "no rows"),
+        ("string noise rate", "noise_rate"),
+        ("negative seed", "seed"),
+        ("float sample_index", "sample_index"),
+    ],
+)
+def test_errors_from_deep_inside_other_libraries_become_ours(tmp_path, name, named):
+    with pytest.raises((ValueError, SystemExit), match=named):
+        deep_library_inputs(tmp_path)[name]()
