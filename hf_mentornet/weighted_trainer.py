@@ -742,8 +742,10 @@ class WeightedLossTrainer(Trainer):
                 f"{type(self).__name__} (a plain transformers Trainer checkpoint, or another method's?). Resume a "
                 f"checkpoint saved by {type(self).__name__}, or start without `resume_from_checkpoint`."
             )
+        # Distributed CPU runs name their device "cpu:<rank>", which torch.load cannot restore to.
+        device = "cpu" if self.args.device.type == "cpu" else str(self.args.device)
         try:
-            state = torch.load(path, map_location=self.args.device, weights_only=True)
+            state = torch.load(path, map_location=device, weights_only=True)
             saved = state["settings"]
         except Exception as error:  # any unreadable or incomplete file: named, with the way out
             raise damaged_checkpoint_error(checkpoint, path, error) from error
@@ -751,7 +753,7 @@ class WeightedLossTrainer(Trainer):
         if self._per_sample_state():
             per_sample_path = os.path.join(checkpoint, PER_SAMPLE_STATE_FILE)
             try:
-                per_sample = load_file(per_sample_path, device=str(self.args.device))
+                per_sample = load_file(per_sample_path, device=device)
             except Exception as error:
                 raise damaged_checkpoint_error(checkpoint, per_sample_path, error) from error
         current = self._run_settings()

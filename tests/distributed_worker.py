@@ -1,6 +1,7 @@
 """Worker of tests/test_distributed.py: train a few MentorNet steps and save the weights the curriculum gave.
 
-With `--stream OUT`, tests/test_faults.py's two-shard stream instead. Run as `python -m torch.distributed.run --nproc_per_node 2 tests/distributed_worker.py OUT BATCH NORMALIZATION PER_CLASS`
+With `--stream OUT` or `--checkpointing OUT_DIR [CHECKPOINT]`, tests/test_faults.py's two-shard stream or
+two-process checkpoints instead. Run as `python -m torch.distributed.run --nproc_per_node 2 tests/distributed_worker.py OUT BATCH NORMALIZATION PER_CLASS`
 (each process takes BATCH samples per step; NORMALIZATION is the `loss_normalization`, PER_CLASS 0 or 1 the
 `loss_percentile_per_class`) or as `python tests/distributed_worker.py OUT BATCH NORMALIZATION PER_CLASS` (one process).
 """
@@ -36,9 +37,36 @@ def stream_indices(output: str) -> None:
     torch.distributed.destroy_process_group()
 
 
+def checkpointing(output_dir: str, resume_from: str) -> None:
+    """`--checkpointing OUT_DIR [CHECKPOINT]`: 4 steps on the processes, a checkpoint every 2 (staged, renamed), from
+    CHECKPOINT when given; rank 0 saves the final parameters to OUT_DIR/params.pt."""
+    torch.set_num_threads(1)
+    args = make_args(
+        output_dir, per_device_train_batch_size=8, max_steps=4, save_strategy="steps", save_steps=2,
+        example_dropout_schedule=[[0.5, 100]], label_issues=True, record_student=True,
+    )  # fmt: skip
+    trainer = MentorNetTrainer(
+        model=MLP(),
+        args=args,
+        data_collator=collate,
+        train_dataset=digits(0.4, size=256),
+        curriculum=random_mentornet(),
+    )
+    trainer.train(resume_from_checkpoint=resume_from or None)
+    if trainer.is_world_process_zero():
+        params = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
+        torch.save(
+            {"params": params, "records": len(trainer.student_records())}, os.path.join(output_dir, "params.pt")
+        )
+    torch.distributed.destroy_process_group()
+
+
 def main() -> None:
     if sys.argv[1] == "--stream":
         stream_indices(sys.argv[2])
+        return
+    if sys.argv[1] == "--checkpointing":
+        checkpointing(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "")
         return
     output, batch_size, loss_normalization, per_class = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4] == "1"
     torch.set_num_threads(1)

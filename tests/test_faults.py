@@ -340,3 +340,19 @@ def deep_library_inputs(tmp_path):
 def test_errors_from_deep_inside_other_libraries_become_ours(tmp_path, name, named):
     with pytest.raises((ValueError, SystemExit), match=named):
         deep_library_inputs(tmp_path)[name]()
+
+
+def test_two_processes_save_complete_checkpoints_and_resume_the_same_run(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TRANSFORMERS_VERBOSITY": "error"}
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", WORKER, "--checkpointing"]
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    for command in ([*launch, str(straight)], [*launch, str(resumed), str(straight / "checkpoint-2")]):
+        result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(p.name for p in straight.iterdir() if "checkpoint" in p.name) == ["checkpoint-2", "checkpoint-4"]
+    assert {p.name for p in (straight / "checkpoint-4").iterdir()} >= {
+        "mentornet_trainer_state.pt", "mentornet_per_sample_state.safetensors", "rng_state_0.pth", "rng_state_1.pth"
+    }  # fmt: skip
+    first, second = torch.load(straight / "params.pt"), torch.load(resumed / "params.pt")
+    assert torch.allclose(first["params"], second["params"], atol=1e-6)
+    assert first["records"] == second["records"] == 4 * 16  # the resumed run copied the first two steps' records
