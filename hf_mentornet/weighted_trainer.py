@@ -372,7 +372,7 @@ class WeightedLossTrainer(Trainer):
         num_items = torch.as_tensor(num_items).to(device)
         if self.accelerator.num_processes > 1:
             num_items = self.accelerator.gather(num_items).sum()
-        return num_items
+        return num_items.clamp_min(1)  # a step of -100 labels only has a zero loss, not 0 / 0
 
     def _denominator(self, labels: torch.Tensor, num_items_in_batch: torch.Tensor | int | None) -> Any:
         """`b`: `num_items_in_batch` (the samples of the optimizer step over all micro-batches and processes) divided
@@ -495,7 +495,7 @@ class WeightedLossTrainer(Trainer):
             "mentornet/mean_weight": total["weight_sum"] / num_samples,
             "mentornet/data_utilisation": total["num_nonzero"] / num_samples,
         }
-        if total["num_nonfinite_losses"]:
+        if total.get("num_nonfinite_losses"):
             logs["mentornet/num_nonfinite_losses"] = total["num_nonfinite_losses"]
             logger.warning(
                 f"{int(total['num_nonfinite_losses'])} training losses were NaN or inf since the last log (step "
