@@ -61,8 +61,8 @@ def _check_output_dir(path: str, overwrite: bool, ours: set[str] = frozenset()) 
     foreign = sorted(set(os.listdir(path)) - set(ours)) if os.path.isdir(path) else []
     if foreign and not overwrite:
         raise ValueError(
-            f"`--output_dir` {path!r} already holds {', '.join(foreign[:5])}, which this command could overwrite; "
-            "choose a new or empty directory, or pass --overwrite_output_dir."
+            f"`--output_dir` {path!r} already holds {', '.join(foreign[:5])}, which are not outputs of an earlier run "
+            "of this command; choose a new or empty directory, or pass --overwrite_output_dir to write there anyway."
         )
 
 
