@@ -261,34 +261,16 @@ case("data", "with_image_transform with a missing image column", "error", "image
 
 # ---- The trainers ----
 
-case("trainer", "float labels in a batch", "error", "labels")(
-    lambda tmp: plain_trainer(tmp).compute_loss(
-        MLP(), {"pixel_values": torch.zeros(2, 1, 8, 8), "labels": torch.tensor([0.5, 1.0])}
-    )
-)
-case("trainer", "labels beyond the student's outputs", "error", "labels")(
-    lambda tmp: plain_trainer(tmp).compute_loss(
-        MLP(), {"pixel_values": torch.zeros(2, 1, 8, 8), "labels": torch.tensor([3, 12])}
-    )
-)
-case("trainer", "a label of -1", "error", "labels")(
-    lambda tmp: plain_trainer(tmp).compute_loss(
-        MLP(), {"pixel_values": torch.zeros(2, 1, 8, 8), "labels": torch.tensor([3, -1])}
-    )
-)
-case("trainer", "a batch without labels", "error", "labels")(
-    lambda tmp: plain_trainer(tmp).compute_loss(MLP(), {"pixel_values": torch.zeros(2, 1, 8, 8)})
-)
-case("trainer", "a batch without pixel_values", "error", "pixel_values")(
-    lambda tmp: plain_trainer(tmp).compute_loss(
-        MLP(), {"image": torch.zeros(2, 1, 8, 8), "labels": torch.tensor([1, 2])}
-    )
-)
-case("trainer", "3-channel images, 1-channel student", "error", "channels")(
-    lambda tmp: plain_trainer(tmp).compute_loss(
-        MLP(), {"pixel_values": torch.zeros(2, 3, 8, 8), "labels": torch.tensor([1, 2])}
-    )
-)
+IMAGES = torch.zeros(2, 1, 8, 8)
+for name, batch, names in (
+    ("float labels in a batch", {"pixel_values": IMAGES, "labels": torch.tensor([0.5, 1.0])}, "labels"),
+    ("labels beyond the student's outputs", {"pixel_values": IMAGES, "labels": torch.tensor([3, 12])}, "labels"),
+    ("a label of -1", {"pixel_values": IMAGES, "labels": torch.tensor([3, -1])}, "labels"),
+    ("a batch without labels", {"pixel_values": IMAGES}, "labels"),
+    ("a batch without pixel_values", {"image": IMAGES, "labels": torch.tensor([1, 2])}, "pixel_values"),
+    ("3-channel images, 1-channel student", {"pixel_values": torch.zeros(2, 3, 8, 8), "labels": torch.ones(2).long()}, "channels"),
+):  # fmt: skip
+    case("trainer", name, "error", names)(lambda tmp, b=batch: plain_trainer(tmp).compute_loss(MLP(), b))
 case("trainer", "repeated sample_index with label_issues", "error", "sample_index")(
     lambda tmp: mentornet_trainer(
         tmp, train_dataset=datasets.concatenate_datasets([digits(32), digits(32)]), label_issues=True
@@ -422,25 +404,22 @@ def _(tmp):
 # ---- Checkpoints ----
 
 
-@case("checkpoints", "resume with a truncated state file", "error", "mentornet_trainer_state.pt")
-def _(tmp):
-    checkpoint = checkpointed(tmp)
-    (checkpoint / "mentornet_trainer_state.pt").write_bytes(b"\x00" * 10)
-    mentornet_trainer(tmp, max_steps=2).train(resume_from_checkpoint=str(checkpoint))
+def damage(path: Path, how: str) -> None:
+    path.unlink() if how == "missing" else path.write_bytes(b"\x00" * 10)
 
 
-@case("checkpoints", "resume with a missing state file", "error", "mentornet_trainer_state.pt")
-def _(tmp):
-    checkpoint = checkpointed(tmp)
-    (checkpoint / "mentornet_trainer_state.pt").unlink()
-    mentornet_trainer(tmp, max_steps=2).train(resume_from_checkpoint=str(checkpoint))
-
-
-@case("checkpoints", "resume with a truncated model.safetensors", "error", "checkpoint")
-def _(tmp):
-    checkpoint = checkpointed(tmp)
-    (checkpoint / "model.safetensors").write_bytes(b"\x00" * 10)
-    mentornet_trainer(tmp, max_steps=2).train(resume_from_checkpoint=str(checkpoint))
+for file, how, names in (
+    ("mentornet_trainer_state.pt", "truncated", "mentornet_trainer_state.pt"),
+    ("mentornet_trainer_state.pt", "missing", "mentornet_trainer_state.pt"),
+    ("model.safetensors", "truncated", "checkpoint"),
+    ("mentornet/model.safetensors", "truncated", "mentornet"),
+):
+    case("checkpoints", f"resume with a {how} {file}", "error", names)(
+        lambda tmp, f=file, h=how: (
+            damage(checkpointed(tmp) / f, h)
+            or mentornet_trainer(tmp, max_steps=2).train(resume_from_checkpoint=str(tmp / "run" / "checkpoint-2"))
+        )
+    )
 
 
 @case("checkpoints", "resume with another curriculum", "error", "initial_curriculum")

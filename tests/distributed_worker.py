@@ -18,6 +18,16 @@ from test_trainer import MLP, collate, digits, make_args, random_mentornet  # no
 from hf_mentornet.trainer import MentorNetTrainer  # noqa: E402
 
 
+def digits_trainer(args) -> MentorNetTrainer:
+    return MentorNetTrainer(
+        model=MLP(),
+        args=args,
+        data_collator=collate,
+        train_dataset=digits(0.4, size=256),
+        curriculum=random_mentornet(),
+    )
+
+
 def stream_indices(output: str) -> None:
     """`--stream OUT`: a 2-shard stream, noised, split over the processes; rank 0 saves every process's indices."""
     import datasets
@@ -45,13 +55,7 @@ def checkpointing(output_dir: str, resume_from: str) -> None:
         output_dir, per_device_train_batch_size=8, max_steps=4, save_strategy="steps", save_steps=2,
         example_dropout_schedule=[[0.5, 100]], label_issues=True, record_student=True,
     )  # fmt: skip
-    trainer = MentorNetTrainer(
-        model=MLP(),
-        args=args,
-        data_collator=collate,
-        train_dataset=digits(0.4, size=256),
-        curriculum=random_mentornet(),
-    )
+    trainer = digits_trainer(args)
     trainer.train(resume_from_checkpoint=resume_from or None)
     if trainer.is_world_process_zero():
         params = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
@@ -80,13 +84,7 @@ def main() -> None:
         loss_normalization=loss_normalization,
         loss_percentile_per_class=per_class,
     )
-    trainer = MentorNetTrainer(
-        model=MLP(),
-        args=args,
-        data_collator=collate,
-        train_dataset=digits(0.4, size=256),
-        curriculum=random_mentornet(),
-    )
+    trainer = digits_trainer(args)
     trainer.train()
     if trainer.is_world_process_zero():
         records = trainer.student_records().with_format("torch")[:]
