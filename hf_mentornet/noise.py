@@ -82,7 +82,9 @@ def add_sample_index(dataset: AnyDataset, column: str = SAMPLE_INDEX_COLUMN) -> 
     flattened first, as `Dataset.add_column` does). A stream of `k` shards gets `row * k + shard`, `row` counted
     within the shard: unique across shards, so it stays unique when the stream is split over processes or DataLoader
     workers (`split_dataset_by_node`), without knowing the shards' sizes; with unequal shards some numbers are
-    unused. It is stable as long as the stream's shard order is, and resuming (`skip`, `state_dict`) keeps it.
+    unused. It is stable as long as the stream's shard order is, and resuming (`skip`, `state_dict`) keeps it. Index
+    the whole stream once: streams indexed one by one and then interleaved repeat their indices, which the trainer
+    cannot check without reading the stream (it checks a map-style dataset's index).
     """
     if isinstance(dataset, (DatasetDict, IterableDatasetDict)):
         return type(dataset)({name: add_sample_index(split, column) for name, split in dataset.items()})
