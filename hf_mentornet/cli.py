@@ -81,7 +81,6 @@ def learn(args: argparse.Namespace) -> None:
     from .learning import learn_from_records, learn_predefined
 
     check_curriculum_directory(args.output_dir, args.overwrite_output_dir)  # before the learning, not after
-    logger.warning(f"Learning a MentorNet from {args.source} {args.name!r} (takes 10-60 s on a CPU)...")
     if args.source == "predefined":
         model, metrics = learn_predefined(args.name, _parameters(args.param), seed=args.seed)
     else:
@@ -100,8 +99,13 @@ def noise(args: argparse.Namespace) -> None:
     )
     noisy.save_to_disk(args.output_dir)
     train = noisy["train"] if "train" in noisy else noisy
-    paths = save_noise_report(noise_report(train, label_column=args.label_column), args.output_dir)
-    print(f"Noisy dataset written to {args.output_dir}; noise report: {paths}")
+    report = noise_report(train, label_column=args.label_column)
+    json_path, png_path = save_noise_report(report, args.output_dir)
+    print(
+        f"{report['num_noisy']} of {report['num_samples']} labels corrupted (realised noise rate "
+        f"{report['noise_rate']:.3f}). Noisy dataset written to {args.output_dir}; noise report {json_path}, "
+        f"transition heatmap {png_path}."
+    )
 
 
 def plot(args: argparse.Namespace) -> None:
@@ -210,50 +214,71 @@ def _fraction(text: str) -> float:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="hf-mentornet", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
+    # Every option has a help text, so that --help lists its default too.
+    formatter = argparse.ArgumentDefaultsHelpFormatter
 
-    p = commands.add_parser("demo", help="The main job: MentorNet vs plain training on an embedded noisy dataset.")
-    p.add_argument("--dataset", default="mnist", choices=["mnist", "digits"])
-    p.add_argument("--noise_rate", type=_fraction, default=0.4)
+    p = commands.add_parser(
+        "demo",
+        formatter_class=formatter,
+        help="The main job: MentorNet vs plain training on an embedded noisy dataset.",
+    )
+    p.add_argument("--dataset", default="mnist", choices=["mnist", "digits"], help="The embedded real dataset.")
+    p.add_argument("--noise_rate", type=_fraction, default=0.4, help="Share of training labels redrawn at random.")
     p.add_argument(
         "--methods", nargs="+", default=["plain", "mentornet-pd", "mentornet-dd"], help="Keys of hf_mentornet.METHODS."
     )
-    p.add_argument("--epochs", type=_positive(int), default=30)
-    p.add_argument("--batch_size", type=_positive(int), default=128)
-    p.add_argument("--learning_rate", type=_positive(float), default=0.05)
-    p.add_argument("--weight_decay", type=_positive(float, strict=False), default=5e-4)
-    p.add_argument("--seed", type=_positive(int, strict=False), default=0)
-    p.add_argument("--threads", type=_positive(int), default=os.cpu_count() or 1)
-    p.add_argument("--output_dir", default="runs/demo")
+    p.add_argument("--epochs", type=_positive(int), default=30, help="Training epochs per method.")
+    p.add_argument("--batch_size", type=_positive(int), default=128, help="Training batch size.")
+    p.add_argument("--learning_rate", type=_positive(float), default=0.05, help="SGD learning rate (cosine schedule).")
+    p.add_argument("--weight_decay", type=_positive(float, strict=False), default=5e-4, help="SGD weight decay.")
+    p.add_argument(
+        "--seed", type=_positive(int, strict=False), default=0, help="Seed of the noise, split and training."
+    )
+    p.add_argument("--threads", type=_positive(int), default=os.cpu_count() or 1, help="torch CPU threads.")
+    p.add_argument("--output_dir", default="runs/demo", help="Where each method's outputs go, in its own folder.")
     p.add_argument("--overwrite_output_dir", action="store_true", help="Write into a directory holding other files.")
     p.set_defaults(function=demo)
 
-    p = commands.add_parser("learn", help="Learn a MentorNet: a predefined curriculum, or data-driven from records.")
-    p.add_argument("source", choices=["predefined", "records"])
+    p = commands.add_parser(
+        "learn",
+        formatter_class=formatter,
+        help="Learn a MentorNet: a predefined curriculum, or data-driven from records.",
+    )
+    p.add_argument("source", choices=["predefined", "records"], help="What the MentorNet is learned from.")
     p.add_argument("name", help="A predefined curriculum name, or the path of student records (dataset dir/parquet).")
     p.add_argument("--param", action="append", default=[], help="Curriculum parameter, e.g. --param gamma=2.")
-    p.add_argument("--seed", type=_positive(int, strict=False), default=0)
-    p.add_argument("--output_dir", required=True)
+    p.add_argument("--seed", type=_positive(int, strict=False), default=0, help="Seed of the learning.")
+    p.add_argument("--output_dir", required=True, help="A new or empty directory for the curriculum.")
     p.add_argument("--overwrite_output_dir", action="store_true", help="Replace the curriculum files there.")
     p.set_defaults(function=learn)
 
-    p = commands.add_parser("noise", help="Inject label noise into a dataset, keeping the clean labels.")
+    p = commands.add_parser(
+        "noise", formatter_class=formatter, help="Inject label noise into a dataset, keeping the clean labels."
+    )
     p.add_argument("dataset", help="A local dataset (save_to_disk dir, parquet, or a load_dataset path / Hub id).")
-    p.add_argument("--noise_rate", type=_fraction, required=True)
-    p.add_argument("--noise_type", default="uniform", choices=["uniform", "symmetric", "pair"])
-    p.add_argument("--label_column", default="label")
-    p.add_argument("--seed", type=_positive(int, strict=False), default=0)
-    p.add_argument("--output_dir", required=True)
+    p.add_argument("--noise_rate", type=_fraction, required=True, help="The noise probability p in [0, 1].")
+    p.add_argument(
+        "--noise_type", default="uniform", choices=["uniform", "symmetric", "pair"], help="See hf_mentornet.noise."
+    )
+    p.add_argument("--label_column", default="label", help="The (integer or ClassLabel) label column.")
+    p.add_argument("--seed", type=_positive(int, strict=False), default=0, help="Seed of the noise.")
+    p.add_argument("--output_dir", required=True, help="A new or empty directory for the noisy dataset.")
     p.add_argument("--overwrite_output_dir", action="store_true", help="Write into a directory holding other files.")
     p.set_defaults(function=noise)
 
-    p = commands.add_parser("plot", help="Draw a curriculum's weight surface (the paper's Fig. 4).")
+    p = commands.add_parser(
+        "plot", formatter_class=formatter, help="Draw a curriculum's weight surface (the paper's Fig. 4)."
+    )
     p.add_argument("curriculum", help="A shipped name, a directory or a Hub id.")
-    p.add_argument("--epochs", type=int, nargs="+", default=[10, 50, 90])
-    p.add_argument("--output", required=True)
+    p.add_argument("--epochs", type=int, nargs="+", default=[10, 50, 90], help="Training progress of each panel.")
+    p.add_argument("--output", required=True, help="The image file to write (.png, .pdf, ...).")
     p.set_defaults(function=plot)
 
     args = parser.parse_args(argv)
     logging.set_verbosity_warning()
+    import datasets
+
+    datasets.disable_progress_bars()  # its bars are for steps of a second here; the training bar stays
     try:
         args.function(args)
     except (ValueError, TypeError, FileNotFoundError) as error:

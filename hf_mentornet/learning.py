@@ -136,6 +136,7 @@ def _fit(
     batch_size = min(batch_size, num_examples)
     model.train()
     step = 0
+    progress = logging.tqdm(total=max_steps, desc="Learning the MentorNet", leave=False)
     while step < max_steps:
         order = torch.randperm(num_examples, generator=generator)
         for start in range(0, num_examples - batch_size + 1, batch_size):
@@ -153,8 +154,10 @@ def _fit(
             optimizer.step()
             scheduler.step()
             step += 1
+            progress.update(1)
             if step == max_steps:
                 break
+    progress.close()
     model.eval()
     return step
 

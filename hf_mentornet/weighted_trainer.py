@@ -24,6 +24,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader
 from transformers import PreTrainedModel, Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, SchedulerType, TrainOutput, rotate_checkpoints
 from transformers.utils import logging
 
@@ -45,6 +46,8 @@ LABEL_ISSUES_FILE = "label_issues.csv"
 TARGET_COLUMNS = ("labels", "sample_index", "clean_label")
 # The label-issue ranking reads the weights from this fraction of training on (or from the end of burn-in).
 LABEL_ISSUE_WINDOW_START = 0.5
+# The trainer's own arguments that say how to report or where to write, not how to train: never a changed setting.
+CONSOLE_AND_OUTPUT_ARGUMENTS = ("console_logs", "overwrite_output_dir", "resume_with_different_settings")
 # How torch and transformers word an input the student cannot take (channels, size): reworded as ours.
 INPUT_MISMATCH_SIGNS = (
     "channel",
@@ -114,6 +117,14 @@ class WeightedLossArguments(TrainingArguments):
             "`output_dir/label_issues.csv`."
         },
     )
+    console_logs: bool = field(
+        default=False,
+        metadata={
+            "help": "Print every log dict on the console, as transformers' Trainer does. Off: the training progress "
+            "bar shows the latest loss, mean weight and evaluation accuracy instead; the logs still reach "
+            "`report_to` and `trainer.state.log_history`."
+        },
+    )
     resume_with_different_settings: bool = field(
         default=False,
         metadata={
@@ -145,6 +156,31 @@ class WeightedLossArguments(TrainingArguments):
                 f"`lr_decay_at`={decays!r} sets a step schedule, which replaces `lr_scheduler_type`="
                 f"{SchedulerType(self.lr_scheduler_type).value!r}: leave one of them at its default."
             )
+
+
+class _ProgressBarLogsCallback(ProgressCallback):
+    """transformers' progress bar, showing the latest loss, mean weight and evaluation accuracy as its postfix instead
+    of printing every log dict (`console_logs=False`): one bar per training run."""
+
+    SHOWN = {"loss": "loss", "mentornet/mean_weight": "weight", "eval_loss": "eval loss"}
+
+    def on_train_begin(self, args, state, control, **kwargs) -> None:
+        super().on_train_begin(args, state, control, **kwargs)
+        self.postfix: dict[str, str] = {}
+
+    def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs) -> None:
+        # No second bar for the evaluations during training: its result shows in the training bar.
+        if self.training_bar is None:
+            super().on_prediction_step(args, state, control, eval_dataloader=eval_dataloader, **kwargs)
+
+    def on_log(self, args, state, control, logs=None, **kwargs) -> None:
+        if not state.is_world_process_zero or self.training_bar is None:
+            return
+        shown = {label: logs[name] for name, label in self.SHOWN.items() if name in logs}
+        shown |= {name[len("eval_") :]: value for name, value in logs.items() if name.endswith("top1_accuracy")}
+        if shown:
+            self.postfix |= {label: f"{value:.4g}" for label, value in shown.items()}
+            self.training_bar.set_postfix(self.postfix, refresh=False)
 
 
 class _ScaleWeightDecayCallback(TrainerCallback):
@@ -259,6 +295,10 @@ class WeightedLossTrainer(Trainer):
         self._step_weight_count = torch.zeros((), dtype=torch.long, device=device)
         if self.args.scale_weight_decay_by_mean_weight:
             self.add_callback(_ScaleWeightDecayCallback(self))
+        if not self.args.console_logs:
+            self.pop_callback(PrinterCallback)
+            if self.pop_callback(ProgressCallback) is not None:
+                self.add_callback(_ProgressBarLogsCallback())
 
     @classmethod
     def _checked_args(cls, args: WeightedLossArguments | None) -> WeightedLossArguments:
@@ -628,7 +668,7 @@ class WeightedLossTrainer(Trainer):
         if self.args.should_save:
             os.makedirs(self.args.output_dir, exist_ok=True)
             path = os.path.join(self.args.output_dir, LABEL_ISSUES_FILE)
-            save_atomically(path, issues.to_csv)
+            save_atomically(path, lambda temporary: issues.to_pandas().to_csv(temporary, index=False))
         return issues
 
     # ---- Checkpoints ----
@@ -637,7 +677,7 @@ class WeightedLossTrainer(Trainer):
         """The settings a resumed run must share with its checkpoint: this trainer's own arguments and the
         TrainingArguments that shape training (`RUN_DEFINING_TRAINING_ARGUMENTS`); subclasses add theirs."""
         own = {f.name for f in fields(self.args)} - {f.name for f in fields(TrainingArguments)}
-        own -= {"resume_with_different_settings", "overwrite_output_dir"}
+        own -= set(CONSOLE_AND_OUTPUT_ARGUMENTS)
         values = self.args.to_dict()
         # A JSON round trip, so that a saved and a current value compare alike (lists, not tuples).
         return json.loads(

@@ -19,7 +19,12 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from hf_mentornet import inject_label_noise
 from hf_mentornet.methods import RunSummary, train_method
-from hf_mentornet.weighted_trainer import RUN_DEFINING_TRAINING_ARGUMENTS, WeightedLossArguments, WeightedLossTrainer
+from hf_mentornet.weighted_trainer import (
+    CONSOLE_AND_OUTPUT_ARGUMENTS,
+    RUN_DEFINING_TRAINING_ARGUMENTS,
+    WeightedLossArguments,
+    WeightedLossTrainer,
+)
 
 CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -100,9 +105,7 @@ def run_arguments(script_args: Any, training_args: TrainingArguments) -> dict[st
     own_fields = {f.name for f in dataclasses.fields(training_args)} - {
         f.name for f in dataclasses.fields(TrainingArguments)
     }
-    training_fields = (own_fields | set(RUN_DEFINING_TRAINING_ARGUMENTS)) - {
-        "overwrite_output_dir", "resume_with_different_settings"
-    }  # fmt: skip
+    training_fields = (own_fields | set(RUN_DEFINING_TRAINING_ARGUMENTS)) - set(CONSOLE_AND_OUTPUT_ARGUMENTS)
     training = training_args.to_dict()
     script = dataclasses.asdict(script_args)
     # A JSON round trip so that the comparison with a saved run sees the same types (lists, not tuples).

@@ -42,8 +42,12 @@ def test_demo_main_job(tmp_path, capsys):
         ["demo", "--dataset", "digits", "--epochs", "2", "--methods", "plain", "mentornet-pd"]
         + ["--batch_size", "64", "--threads", "1", "--output_dir", str(tmp_path)]
     )
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert "| plain |" in out and "| mentornet-pd |" in out
+    # A short console: no per-step log dicts, no datasets bars; the table last.
+    assert "{'loss'" not in out + captured.err and "Flattening the indices" not in captured.err
+    assert len(out.splitlines()) < 30 and out.rstrip().splitlines()[-1].startswith("  mentornet-pd/")
     for method in ("plain", "mentornet-pd"):
         results = json.loads((tmp_path / method / "results.json").read_text())
         assert len(results["accuracy_per_epoch"]) == 2
@@ -142,7 +146,18 @@ def test_cli_noise_learn_plot(digits_folder, tmp_path, capsys):
     cli_main(["learn", "predefined", "self-paced", "--output_dir", str(tmp_path / "sp")])
     assert MentorNetModel.from_pretrained(tmp_path / "sp").config.curriculum_name == "self-paced"
 
+    assert "250 of 500 labels corrupted (realised noise rate 0.500)" in capsys.readouterr().out
     cli_main(["plot", "mentornet-pd", "--output", str(tmp_path / "pd.png")])
     assert (tmp_path / "pd.png").stat().st_size > 10_000
     with pytest.raises(SystemExit, match="no-such-curriculum"):
         cli_main(["plot", "no-such-curriculum", "--output", str(tmp_path / "x.png")])
+
+
+@pytest.mark.parametrize("command", ["demo", "learn", "noise", "plot"])
+def test_every_cli_subcommand_lists_its_options_with_defaults(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main([command, "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    options = [line.split()[0] for line in text.splitlines() if line.startswith("  --")]
+    assert len(options) >= 2 and text.count("(default:") == len(options), text
