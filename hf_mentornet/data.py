@@ -5,12 +5,11 @@ The pipeline produces, per example, `pixel_values` (float tensor `(C, H, W)`), `
 and, when the dataset has them (see [`hf_mentornet.noise.inject_label_noise`]), `sample_index`, `clean_label` and
 `is_noisy`: the names in [`MENTORNET_COLUMNS`].
 
-`transformers.Trainer` drops the columns its model's `forward` does not take. For a map-style dataset it does so
-on the *stored* columns before the lazy transform runs, so with [`with_image_transform`] it must keep the image and
-label columns as well as the produced ones: either `TrainingArguments(remove_unused_columns=False)` or signature
-columns of `(image_column, label_column) + MENTORNET_COLUMNS` (the MentorNet trainer overrides
-`_set_signature_columns_if_needed` to do that; `MentorNetTrainingArguments` defaults to `remove_unused_columns=False`). For an `IterableDataset` it filters the produced columns per
-example, where `MENTORNET_COLUMNS` suffice.
+`transformers.Trainer` drops the columns its model's `forward` does not take (`remove_unused_columns=True`, its
+default). The trainers of this library keep a dataset with a lazy transform ([`with_image_transform`] or a user's
+`with_transform`) whole, since the transform reads stored columns the forward does not name, and give the student
+only what its forward takes; `sample_index` and `clean_label` are kept for the trainer. For an `IterableDataset`
+Trainer filters the produced columns per example, where [`MENTORNET_COLUMNS`] suffice.
 """
 
 from __future__ import annotations
@@ -266,8 +265,8 @@ def _transform_batch(
     if image_column not in batch:
         raise ValueError(
             f"`image_column`={image_column!r} is gone from the examples (columns: {list(batch)}), most likely removed "
-            "by transformers.Trainer before this lazy transform ran; pass remove_unused_columns=False or keep the "
-            "image and label columns in the signature columns (see hf_mentornet.data)."
+            "by transformers.Trainer before this lazy transform ran (this library's trainers keep them); with another "
+            "trainer pass remove_unused_columns=False."
         )
     indices = batch.get("sample_index")
     pixel_values = []

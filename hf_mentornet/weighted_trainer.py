@@ -94,14 +94,6 @@ class WeightedLossArguments(TrainingArguments):
             "nothing."
         },
     )
-    remove_unused_columns: bool = field(
-        default=False,
-        metadata={
-            "help": "Drop the dataset columns the student's forward does not take. False here (True in "
-            "TrainingArguments): images are usually transformed lazily (`hf_mentornet.data.with_image_transform`), "
-            "which reads the stored image and label columns, and `MentorNetCollator` keeps only what training needs."
-        },
-    )
     record_student: bool = field(
         default=False,
         metadata={
@@ -338,6 +330,14 @@ class WeightedLossTrainer(Trainer):
 
     # ---- Columns and the student's forward ----
 
+    def _remove_unused_columns(self, dataset: Any, description: str | None = None) -> Any:
+        # A dataset with a lazy transform (`with_transform`, `with_image_transform`) reads stored columns that the
+        # student's forward does not name (the image, the label): removing them would break the transform. What it
+        # produces is passed on, and the student is given only what its forward takes.
+        if isinstance(dataset, datasets.Dataset) and dataset.format["type"] == "custom":
+            return dataset
+        return super()._remove_unused_columns(dataset, description)
+
     def _set_signature_columns_if_needed(self) -> None:
         super()._set_signature_columns_if_needed()
         self._signature_columns += [
@@ -353,7 +353,10 @@ class WeightedLossTrainer(Trainer):
             )
         try:
             if self._student_is_transformers:
-                return model(**inputs).logits
+                # A lazy transform may produce more than the student's forward takes (`is_noisy`, ...).
+                self._set_signature_columns_if_needed()
+                forward_inputs = {name: value for name, value in inputs.items() if name in self._signature_columns}
+                return model(**forward_inputs).logits
             return model(inputs["pixel_values"])
         except (RuntimeError, ValueError) as error:
             if not any(sign in str(error).lower() for sign in INPUT_MISMATCH_SIGNS):

@@ -6,6 +6,7 @@ import os
 
 import datasets
 import numpy as np
+import PIL.Image
 import pytest
 import torch
 import torch.nn.functional as F
@@ -493,3 +494,43 @@ def test_label_issue_memory_does_not_grow_with_epochs(tmp_path):
         assert int(aggregates.count.sum()) > 0 and os.path.isfile(tmp_path / str(epochs) / "label_issues.csv")
     print(f"label-issue aggregates: {sizes[1]} bytes after 1 epoch, {sizes[4]} after 4 (256 samples)")
     assert sizes[1] == sizes[4] <= 256 * 3 * 8 * 2
+
+
+def test_the_standard_hf_pipeline_works_unchanged(tmp_path):
+    """A user's own `with_transform`, `DefaultDataCollator`, Trainer's default `remove_unused_columns=True` and a
+    transformers ViT built from its config: training, evaluation and the label-issue ranking run."""
+    from transformers import DefaultDataCollator, ViTConfig, ViTForImageClassification
+
+    from hf_mentornet import inject_label_noise
+
+    data = load_digits()
+    images = [PIL.Image.fromarray((image * 16).astype(np.uint8)) for image in data.images[:96]]
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(num_classes=10)})
+    dataset = datasets.Dataset.from_dict({"image": images, "label": data.target[:96].tolist()}, features=features)
+    noisy = inject_label_noise(dataset, 0.3, seed=0)
+
+    def transform(batch):  # what a transformers user writes: images to pixel_values, the rest passed on
+        pixels = [torch.tensor(np.asarray(image, dtype=np.float32) / 255.0)[None] for image in batch["image"]]
+        return {"pixel_values": pixels, "labels": batch["label"], "sample_index": batch["sample_index"],
+                "clean_label": batch["clean_label"], "is_noisy": batch["is_noisy"]}  # fmt: skip
+
+    student = ViTForImageClassification(
+        ViTConfig(image_size=8, patch_size=4, num_channels=1, hidden_size=16, num_hidden_layers=1,
+                  num_attention_heads=2, intermediate_size=16, num_labels=10)
+    )  # fmt: skip
+    args = MentorNetTrainingArguments(
+        output_dir=str(tmp_path), per_device_train_batch_size=16, max_steps=4, report_to="none", use_cpu=True,
+        eval_strategy="steps", eval_steps=4, label_issues=True, disable_tqdm=True,
+    )  # fmt: skip
+    assert args.remove_unused_columns  # transformers' default
+    trainer = MentorNetTrainer(
+        model=student,
+        args=args,
+        train_dataset=noisy.with_transform(transform),
+        eval_dataset=noisy.with_transform(transform),
+        data_collator=DefaultDataCollator(),
+        curriculum="mentornet-pd",
+    )
+    trainer.train()
+    assert "eval_loss" in trainer.state.log_history[-2] and os.path.isfile(tmp_path / "label_issues.csv")
+    assert len(trainer.rank_label_issues()) == 96
