@@ -62,8 +62,9 @@ def image_transforms(
     - a timm model: `timm.data.resolve_data_config` + `timm.data.create_transform` (timm's train augmentation or
       its eval resize/crop);
     - a transformers model or image processor: the processor's size, mean and std (a model's processor is loaded
-      with `AutoImageProcessor` from `model.name_or_path`; a model built from a config is treated as `None`, with
-      its `config.num_channels`),
+      with `AutoImageProcessor` from `model.name_or_path`; a checkpoint saved without one is an error unless
+      `image_size` is given; a model built from a config is treated as `None`, with its `config.num_channels` and,
+      for size-bound architectures such as ViT, its `config.image_size`),
       with `RandomResizedCrop` + horizontal flip for training and resize + center crop for evaluation, as the
       transformers image-classification example does;
     - `None`: no resizing unless `image_size` is given, mean and std 0.5.
@@ -83,11 +84,13 @@ def image_transforms(
             student's (a transformers model's `config.num_channels`, else 3). A 3-channel mean/std is averaged for 1.
     """
     timm_config = None
+    config_size = None
     if isinstance(student, PreTrainedModel):
         in_chans = in_chans or student.config.num_channels
-        # A model built from a config (random init, as the paper's students) has no image processor to load: it
-        # gets the generic [-1, 1] scaling below, at `image_size`.
-        student = AutoImageProcessor.from_pretrained(student.name_or_path) if student.name_or_path else None
+        # Size-bound architectures (ViT, ...) name their input size in the config; convolutional ones do not.
+        config_size = getattr(student.config, "image_size", None)
+        config_size = (config_size, config_size) if isinstance(config_size, int) else config_size
+        student = _image_processor(student, given_size=image_size)
     if isinstance(student, BaseImageProcessor):
         size = student.size
         size = size["shortest_edge"] if size.get("shortest_edge") else (size["height"], size["width"])
@@ -96,7 +99,8 @@ def image_transforms(
         timm_config = resolve_data_config({}, model=student)
         defaults = {"size": timm_config["input_size"][1:], "mean": timm_config["mean"], "std": timm_config["std"]}
     elif student is None:
-        defaults = {"size": 32 if cifar_augmentation else None, "mean": (0.5,), "std": (0.5,)}
+        size = tuple(config_size) if config_size else (32 if cifar_augmentation else None)
+        defaults = {"size": size, "mean": (0.5,), "std": (0.5,)}
     else:
         raise TypeError(
             f"`student` is a {type(student).__name__}; pass a timm model, a transformers model, an image processor "
@@ -123,6 +127,25 @@ def image_transforms(
         steps.append(T.CenterCrop(size))
     steps += [T.ToTensor(), T.Normalize(mean, std)]
     return T.Compose(steps)
+
+
+def _image_processor(student: PreTrainedModel, given_size: Any) -> BaseImageProcessor | None:
+    """The image processor saved with a pretrained student. A model built from a config (random init, as the
+    paper's students) has none and gets the generic [-1, 1] scaling, at its config's or the given size; a
+    checkpoint saved without one needs the size named (its normalisation is then the given or the generic one)."""
+    if not student.name_or_path:
+        return None
+    try:
+        return AutoImageProcessor.from_pretrained(student.name_or_path)
+    except OSError as error:
+        if given_size:
+            return None
+        raise ValueError(
+            f"The student {student.name_or_path!r} has no image processor saved with it, so its input size and "
+            "normalisation are unknown. Pass its processor, `image_transforms(AutoImageProcessor.from_pretrained("
+            "'<the checkpoint it was fine-tuned from>'))`, or name them: `image_transforms(student, image_size=224, "
+            "mean=..., std=...)`; save the processor beside the model (`processor.save_pretrained(...)`) next time."
+        ) from error
 
 
 def with_image_transform(

@@ -144,3 +144,19 @@ def test_broken_image_names_row_and_column():
         data[1]
     with pytest.raises(ValueError, match="image_column"):
         with_image_transform(ds, image_transforms(None))
+
+
+def test_image_transforms_follow_a_transformers_student(tmp_path):
+    from transformers import ViTConfig, ViTForImageClassification
+
+    vit = ViTForImageClassification(
+        ViTConfig(image_size=8, patch_size=4, num_channels=1, hidden_size=16, num_hidden_layers=1,
+                  num_attention_heads=2, intermediate_size=16, num_labels=10)
+    )  # fmt: skip
+    image = PIL.Image.fromarray(np.zeros((40, 40), dtype=np.uint8))
+    assert image_transforms(vit, train=False)(image).shape == (1, 8, 8)  # the config's input size, not 40 x 40
+    vit.save_pretrained(tmp_path / "vit")  # no image processor saved beside it
+    reloaded = ViTForImageClassification.from_pretrained(tmp_path / "vit")
+    with pytest.raises(ValueError, match="no image processor saved.*AutoImageProcessor.from_pretrained"):
+        image_transforms(reloaded)
+    assert image_transforms(reloaded, image_size=16, train=False)(image).shape == (1, 16, 16)
