@@ -400,14 +400,30 @@ class MentorNetTrainer(WeightedLossTrainer):
         except Exception as error:  # safetensors, torch and transformers errors alike
             raise damaged_checkpoint_error(resume_from_checkpoint, mentornet_dir, error) from error
 
+    def _save_hub_files(self, output_dir: str) -> None:
+        if self.curriculum is not None:
+            self.curriculum.save_pretrained(os.path.join(output_dir, MENTORNET_DIR))
+
     def _model_card_lines(self) -> list[str]:
         args = self.args
         config = self.curriculum.config if self.curriculum is not None else None
+        loading = (
+            [
+                "",
+                f"The curriculum the student was trained with is in `{MENTORNET_DIR}/`: "
+                f'`MentorNetModel.from_pretrained("<this repo>", subfolder="{MENTORNET_DIR}")` '
+                "(`from hf_mentornet import MentorNetModel`).",
+            ]
+            if config is not None
+            else []
+        )
         return [
+            *super()._model_card_lines(),
             "",
             "## Curriculum (MentorNet)",
             "",
-            "Trained with `hf_mentornet.MentorNetTrainer` (Jiang et al., ICML 2018, Algorithm 1).",
+            "Sample weights from a curriculum (Jiang et al., ICML 2018, Algorithm 1).",
+            *loading,
             "",
             f"- curriculum type: {args.curriculum_type}",
             f"- curriculum: {config.curriculum_name if config is not None else 'closed form (Eq. 7)'}",

@@ -20,6 +20,7 @@ import datasets
 import numpy as np
 import torch
 import torch.nn.functional as F
+from huggingface_hub import HfApi
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader
@@ -47,7 +48,9 @@ TARGET_COLUMNS = ("labels", "sample_index", "clean_label")
 # The label-issue ranking reads the weights from this fraction of training on (or from the end of burn-in).
 LABEL_ISSUE_WINDOW_START = 0.5
 # The trainer's own arguments that say how to report or where to write, not how to train: never a changed setting.
-CONSOLE_AND_OUTPUT_ARGUMENTS = ("console_logs", "overwrite_output_dir", "resume_with_different_settings")
+CONSOLE_AND_OUTPUT_ARGUMENTS = (
+    "console_logs", "overwrite_output_dir", "push_run_files", "resume_with_different_settings"
+)  # fmt: skip
 # How torch and transformers word an input the student cannot take (channels, size): reworded as ours.
 INPUT_MISMATCH_SIGNS = (
     "channel",
@@ -115,6 +118,13 @@ class WeightedLossArguments(TrainingArguments):
             "help": "Print every log dict on the console, as transformers' Trainer does. Off: the training progress "
             "bar shows the latest loss, mean weight and evaluation accuracy instead; the logs still reach "
             "`report_to` and `trainer.state.log_history`."
+        },
+    )
+    push_run_files: bool = field(
+        default=False,
+        metadata={
+            "help": "Upload the per-sample records, `label_issues.csv` and the TensorBoard runs with `push_to_hub` "
+            "too. Off: only the student, its card and its curriculum go to the Hub."
         },
     )
     resume_with_different_settings: bool = field(
@@ -814,7 +824,52 @@ class WeightedLossTrainer(Trainer):
 
     def _model_card_lines(self) -> list[str]:
         """Lines added to the student's model card; subclasses say how they weighted the samples."""
-        return ["", "## Training", "", f"Trained with `hf_mentornet.{type(self).__name__}` on noisy labels."]
+        return [
+            "",
+            "## Training",
+            "",
+            f"Trained on noisy labels with `hf_mentornet.{type(self).__name__}` (`pip install hf_mentornet`). The "
+            "training loss reported above is the weighted loss `sum_i v_i * l_i / b` of the samples' weights `v_i`, "
+            "not the plain cross-entropy; `eval_loss` is the plain, unweighted cross-entropy.",
+        ]
+
+    def _save_hub_files(self, output_dir: str) -> None:
+        """Write what goes to the Hub with the student besides Trainer's files (subclasses: the curriculum)."""
+
+    def push_to_hub(
+        self,
+        commit_message: str | None = "End of training",
+        blocking: bool = True,
+        token: str | None = None,
+        revision: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """As [`~transformers.Trainer.push_to_hub`]: the student, its card and, for [`MentorNetTrainer`], the
+        curriculum it was trained with (subfolder `mentornet/`). The per-sample records, `label_issues.csv` and the
+        TensorBoard runs stay local unless `push_run_files=True`."""
+        self.callback_handler.on_push_begin(self.args, self.state, self.control)
+        model_name = kwargs.pop("model_name", None) or (self.args.hub_model_id or self.args.output_dir).split("/")[-1]
+        token = token if token is not None else self.args.hub_token
+        if self.hub_model_id is None:
+            self.init_hf_repo(token=token)
+        self.save_model(_internal_call=True)
+        if not self.is_world_process_zero():
+            return None
+        self._save_hub_files(self.args.output_dir)
+        self.create_model_card(model_name=model_name, **kwargs)
+        self._finish_current_push()
+        ignored = ["_*", f"{PREFIX_CHECKPOINT_DIR}-*", f"{CHECKPOINT_STAGING_DIR}/*"]
+        if not self.args.push_run_files:
+            ignored += [f"{STUDENT_RECORDS_DIR}/*", LABEL_ISSUES_FILE, "runs/*"]
+        return HfApi().upload_folder(
+            repo_id=self.hub_model_id,
+            folder_path=self.args.output_dir,
+            commit_message=commit_message,
+            token=token,
+            run_as_future=not blocking,
+            ignore_patterns=ignored,
+            revision=revision if revision is not None else self.args.hub_revision,
+        )
 
     def create_model_card(self, *args: Any, tags: str | list[str] | None = None, **kwargs: Any) -> None:
         """As [`~transformers.Trainer.create_model_card`], tagged `mentornet` and `noisy-labels`, with how the

@@ -534,3 +534,49 @@ def test_the_standard_hf_pipeline_works_unchanged(tmp_path):
     trainer.train()
     assert "eval_loss" in trainer.state.log_history[-2] and os.path.isfile(tmp_path / "label_issues.csv")
     assert len(trainer.rank_label_issues()) == 96
+
+
+def test_push_to_hub_sends_the_student_with_its_curriculum_and_loads_offline(tmp_path, monkeypatch):
+    """The network is intercepted; the files a push would send are laid out as a download leaves them in a Hugging
+    Face cache (`models--user--name/snapshots/<rev>/`, `refs/main`) and load with HF_HUB_OFFLINE=1."""
+    import fnmatch
+    import shutil
+
+    import huggingface_hub
+
+    sent = {}
+
+    def create_repo(self, repo_id, **kwargs):
+        return huggingface_hub.RepoUrl(f"https://huggingface.co/user/{repo_id.split('/')[-1]}")
+
+    def upload_folder(self, repo_id, folder_path, ignore_patterns=(), **kwargs):
+        for root, _, names in os.walk(folder_path):
+            for name in names:
+                path = os.path.relpath(os.path.join(root, name), folder_path)
+                if not any(fnmatch.fnmatch(path, pattern) for pattern in ignore_patterns):
+                    sent[path] = os.path.join(root, name)
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
+    curriculum = random_mentornet()
+    trainer = make_trainer(tmp_path / "run", curriculum=curriculum, label_issues=True, record_student=True,
+                           hub_model_id="user/noisy-digits", report_to="tensorboard")  # fmt: skip
+    trainer.train()
+    trainer.push_to_hub()
+    assert {"mentornet/config.json", "mentornet/model.safetensors", "model.safetensors", "README.md"} <= set(sent)
+    assert not [path for path in sent if path.startswith(("student_records", "runs", "label_issues"))]
+    card = open(sent["README.md"]).read()
+    assert "weighted loss" in card and 'subfolder="mentornet"' in card and "pip install hf_mentornet" in card
+
+    cache = tmp_path / "hub"
+    snapshot = cache / "models--user--noisy-digits" / "snapshots" / "0123456789abcdef"
+    for path, source in sent.items():
+        (snapshot / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, snapshot / path)
+    (cache / "models--user--noisy-digits" / "refs").mkdir()
+    (cache / "models--user--noisy-digits" / "refs" / "main").write_text("0123456789abcdef")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    loaded = MentorNetModel.from_pretrained("user/noisy-digits", subfolder="mentornet", cache_dir=cache)
+    assert all(
+        torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), curriculum.state_dict().values(), strict=True)
+    )
