@@ -532,11 +532,14 @@ class WeightedLossTrainer(Trainer):
         metrics["num_nonzero"].append((weights > 0).sum())
         metrics["num_nonfinite_losses"].append((~batch["usable"] & (batch["label"] != IGNORE_INDEX)).sum())
         if "clean_label" in batch:
-            clean = (batch["label"] == batch["clean_label"]).to(weights.dtype) * usable
-            selected = (weights > 0.5).to(weights.dtype)
+            # A negative clean label marks a sample whose true label is unknown (unverified): left out of these.
+            known = usable * (batch["clean_label"] >= 0).to(weights.dtype)
+            clean = (batch["label"] == batch["clean_label"]).to(weights.dtype) * known
+            selected = (weights > 0.5).to(weights.dtype) * known
+            metrics["num_known"].append(known.sum())
             metrics["clean_weight_sum"].append((weights * clean).sum())
             metrics["num_clean"].append(clean.sum())
-            metrics["noisy_weight_sum"].append((weights * (usable - clean)).sum())
+            metrics["noisy_weight_sum"].append((weights * (known - clean)).sum())
             metrics["num_selected"].append(selected.sum())
             metrics["num_selected_clean"].append((selected * clean).sum())
 
@@ -555,12 +558,16 @@ class WeightedLossTrainer(Trainer):
                 f"{self.state.global_step}); those samples were given weight 0 and left out of the weighting. Check "
                 "the inputs and the learning rate (or the fp16 loss scale) if this repeats."
             )
-        if "num_clean" in total:
-            num_noisy = total["num_samples"] - total["num_clean"]
-            logs["mentornet/mean_weight_clean"] = total["clean_weight_sum"] / max(total["num_clean"], 1)
-            logs["mentornet/mean_weight_noisy"] = total["noisy_weight_sum"] / max(num_noisy, 1)
-            logs["mentornet/selection_precision"] = total["num_selected_clean"] / max(total["num_selected"], 1)
-            logs["mentornet/selection_recall"] = total["num_selected_clean"] / max(total["num_clean"], 1)
+        # Each selection metric only when it has samples to be a share of (no corrupted sample: no noisy weight).
+        num_noisy = total.get("num_known", 0.0) - total.get("num_clean", 0.0)
+        for name, numerator, denominator in (
+            ("mean_weight_clean", total.get("clean_weight_sum"), total.get("num_clean")),
+            ("mean_weight_noisy", total.get("noisy_weight_sum"), num_noisy),
+            ("selection_precision", total.get("num_selected_clean"), total.get("num_selected")),
+            ("selection_recall", total.get("num_selected_clean"), total.get("num_clean")),
+        ):
+            if denominator:
+                logs[f"mentornet/{name}"] = numerator / denominator
         return logs
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
@@ -603,7 +610,12 @@ class WeightedLossTrainer(Trainer):
         model.eval()
         if isinstance(dataset, datasets.Dataset):
             dataset = self._remove_unused_columns(dataset, description="prediction")
-        loader = DataLoader(dataset, batch_size=self.args.per_device_eval_batch_size, collate_fn=self.data_collator)
+        loader = DataLoader(
+            dataset,
+            batch_size=self.args.per_device_eval_batch_size,
+            collate_fn=self.data_collator,
+            num_workers=self.args.dataloader_num_workers,
+        )
         outputs = defaultdict(list)
         for batch in logging.tqdm(loader, desc=description, disable=self.args.disable_tqdm, leave=False):
             inputs, labels, targets = self._pop_targets(self._prepare_inputs(batch))

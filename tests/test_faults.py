@@ -356,3 +356,24 @@ def test_two_processes_save_complete_checkpoints_and_resume_the_same_run(tmp_pat
     first, second = torch.load(straight / "params.pt"), torch.load(resumed / "params.pt")
     assert torch.allclose(first["params"], second["params"], atol=1e-6)
     assert first["records"] == second["records"] == 4 * 16  # the resumed run copied the first two steps' records
+
+
+def test_unverified_clean_labels_and_clean_data_give_honest_selection_metrics(tmp_path):
+    """A clean label of -1 (unverified) is left out of the selection metrics; without corrupted samples there is no
+    noisy-sample weight to report (it read 0, and the precision 1.0, before)."""
+    data = digits(0.4, size=32)
+    batch = collate([data[i] for i in range(32)])
+    batch["clean_label"][16:] = -1
+    args = WeightedLossArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
+    trainer = WeightedLossTrainer(model=MLP(), args=args, data_collator=collate, train_dataset=data)
+    trainer.compute_loss(trainer.model, batch)
+    logs = trainer._metric_logs(trainer._metrics["train"])
+    right = (batch["labels"][:16] == batch["clean_label"][:16]).float().mean().item()  # every weight is 1 here
+    assert logs["mentornet/selection_precision"] == pytest.approx(right) and right > 0.5
+    assert logs["mentornet/mean_weight_clean"] == logs["mentornet/mean_weight_noisy"] == 1.0
+    batch["labels"] = batch["clean_label"].clamp_min(0)
+    batch["clean_label"] = batch["labels"]
+    trainer._metrics["train"].clear()  # as `log` does
+    trainer.compute_loss(trainer.model, batch)
+    logs = trainer._metric_logs(trainer._metrics["train"])
+    assert "mentornet/mean_weight_noisy" not in logs and logs["mentornet/selection_precision"] == 1.0
