@@ -112,8 +112,8 @@ def plot(args: argparse.Namespace) -> None:
     from .hub import load_curriculum
     from .plotting import plot_curriculum
 
-    path = plot_curriculum(load_curriculum(args.curriculum), args.output, epochs=args.epochs)
-    print(f"Curriculum surface written to {path}")
+    path = plot_curriculum(load_curriculum(args.curriculum), args.output, epochs=args.epochs, view=args.view)
+    print(f"The curriculum's weights ({args.view}) written to {path}")
 
 
 def demo(args: argparse.Namespace) -> None:
@@ -190,7 +190,7 @@ def demo(args: argparse.Namespace) -> None:
     for method in results:
         print(f"  {method}/student (the trained student), {method}/label_issues.csv, {method}/results.json")
         if os.path.isfile(os.path.join(args.output_dir, method, "curriculum.png")):
-            print(f"  {method}/curriculum.png (the curriculum's weight surface)")
+            print(f"  {method}/curriculum.png (the curriculum's weights)")
 
 
 def _positive(kind: type, minimum: float = 0.0, strict: bool = True) -> object:
@@ -267,11 +267,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.set_defaults(function=noise)
 
     p = commands.add_parser(
-        "plot", formatter_class=formatter, help="Draw a curriculum's weight surface (the paper's Fig. 4)."
+        "plot", formatter_class=formatter, help="Draw a curriculum's weights as training progresses."
     )
     p.add_argument("curriculum", help="A shipped name, a directory or a Hub id.")
     p.add_argument("--epochs", type=int, nargs="+", default=[10, 50, 90], help="Training progress of each panel.")
     p.add_argument("--output", required=True, help="The image file to write (.png, .pdf, ...).")
+    p.add_argument(
+        "--view",
+        default="heatmap",
+        choices=["heatmap", "surface"],
+        help="heatmap: weight over (loss, moving percentile) with the 0.5 contour; surface: the paper's Fig. 4.",
+    )
     p.set_defaults(function=plot)
 
     args = parser.parse_args(argv)

@@ -1,5 +1,5 @@
-"""Figures of a MentorNet: its weight surface over (loss, loss_diff) as training progresses (the paper's Fig. 4) and
-histograms of the weights of clean and noisy samples. Drawn to PNG files with matplotlib's Agg renderer."""
+"""Figures of a MentorNet: its weight over the features as training progresses (a heatmap over the region a student
+reaches, or the paper's Fig. 4 surface) and histograms of the weights of clean and noisy samples. Drawn to PNG files with matplotlib's Agg renderer."""
 
 from __future__ import annotations
 
@@ -18,42 +18,76 @@ __all__ = ["plot_curriculum", "plot_weight_histogram"]
 
 DEFAULT_LOSSES = tuple(np.linspace(0.0, 10.0, 51))
 DEFAULT_LOSS_DIFFS = tuple(np.linspace(-5.0, 5.0, 51))
+# The heatmap's axes: the loss, and the moving loss percentile `l_pt` it is compared with (loss_diff = loss - l_pt).
+# A student's percentile is >= 0 and, with m classes, starts near log(m): 6 covers up to ~400 classes' start.
+HEATMAP_LOSSES = tuple(np.linspace(0.0, 8.0, 161))
+HEATMAP_PERCENTILES = tuple(np.linspace(0.0, 6.0, 121))
+VIEWS = ("heatmap", "surface")
 
 
 def plot_curriculum(
     model: MentorNetModel,
     path: str | os.PathLike,
     epochs: Sequence[int] = (10, 50, 90),
-    losses: Sequence[float] = DEFAULT_LOSSES,
-    loss_diffs: Sequence[float] = DEFAULT_LOSS_DIFFS,
+    losses: Sequence[float] | None = None,
+    loss_diffs: Sequence[float] | None = None,
+    view: str = "heatmap",
 ) -> str | os.PathLike:
-    """Draw the MentorNet's weight as a 3-D surface over (loss, loss_diff), one panel per training-progress point,
-    as the paper's Fig. 4, and save it as a PNG.
+    """Draw the MentorNet's weight at a few points of training progress, one panel each, and save the figure.
 
-    With a loss history (`config.num_steps > 1`) the history is held constant at the plotted loss.
+    - `view="heatmap"` (default): the weight over the loss (x) and the moving loss percentile it is compared with,
+      `l_pt = loss - loss_diff` (y), which covers exactly the (loss, loss_diff) pairs a student produces (`l_pt` is
+      a loss, >= 0), with the 0.5 contour (the selection boundary) and a colorbar;
+    - `view="surface"`: the paper's Fig. 4, a 3-D surface over (loss, loss_diff), including pairs no student
+      produces.
+
+    The epoch feature is the one the trainer feeds: with `config.fixed_epoch_after_burn_in` it stays at the burn-in
+    epoch, so such a curriculum's later panels are alike by design (said in their titles). With a loss history
+    (`config.num_steps > 1`) the history is held constant at the plotted loss.
 
     Args:
         model (`MentorNetModel`): the curriculum to draw.
-        path (`str` or `os.PathLike`): where to write the PNG.
+        path (`str` or `os.PathLike`): where to write the image.
         epochs (`Sequence[int]`, *optional*, defaults to `(10, 50, 90)`): training progress (0..99) of each panel.
-        losses, loss_diffs (`Sequence[float]`, *optional*): the grid, by default 51 points over [0, 10] and [-5, 5].
+        losses, loss_diffs (`Sequence[float]`, *optional*): the grid (`loss_diffs`: the surface's; the heatmap's
+            second axis is `l_pt` over [0, 6]).
+        view (`str`, *optional*, defaults to `"heatmap"`): `"heatmap"` or `"surface"`.
 
     Returns:
         The `path` written.
     """
-    loss_grid, diff_grid = np.meshgrid(np.asarray(losses, dtype=np.float32), np.asarray(loss_diffs, dtype=np.float32))
+    if view not in VIEWS:
+        raise ValueError(f"`view`={view!r} is not a view; use one of {VIEWS}.")
+    heatmap = view == "heatmap"
+    x = np.asarray(losses or (HEATMAP_LOSSES if heatmap else DEFAULT_LOSSES), dtype=np.float32)
+    y = np.asarray(HEATMAP_PERCENTILES if heatmap else (loss_diffs or DEFAULT_LOSS_DIFFS), dtype=np.float32)
+    x_grid, y_grid = np.meshgrid(x, y)
+    diff_grid = x_grid - y_grid if heatmap else y_grid
     steps = model.config.num_steps
-    loss = torch.from_numpy(loss_grid.reshape(-1, 1)).repeat(1, steps)
+    loss = torch.from_numpy(x_grid.reshape(-1, 1)).repeat(1, steps)
     loss_diff = torch.from_numpy(diff_grid.reshape(-1, 1)).repeat(1, steps)
-    figure = Figure(figsize=(4.5 * len(epochs), 4.2))
-    name = model.config.curriculum_name or "MentorNet"
+    config = model.config
+    burn_in_epoch = int(100 * config.burn_in_fraction) if config.fixed_epoch_after_burn_in else None
+    name = config.curriculum_name or "MentorNet"
+    figure = Figure(figsize=(4.2 * len(epochs) + (1.0 if heatmap else 0.0), 4.2), layout="constrained")
     for panel, epoch in enumerate(epochs, start=1):
+        fed = int(epoch) if burn_in_epoch is None else min(int(epoch), burn_in_epoch)
         with torch.no_grad():
-            weights = model(loss, loss_diff, int(epoch)).weights.float().numpy().reshape(loss_grid.shape)
-        axes = figure.add_subplot(1, len(epochs), panel, projection="3d")
-        axes.plot_surface(loss_grid, diff_grid, weights, cmap="viridis", vmin=0.0, vmax=1.0, linewidth=0)
-        axes.set(xlabel="loss", ylabel="loss_diff", zlabel="weight", zlim=(0.0, 1.0), title=f"{name}, epoch {epoch}%")
-    figure.tight_layout()
+            weights = model(loss, loss_diff, fed).weights.float().numpy().reshape(x_grid.shape)
+        title = f"{name}\nprogress {epoch}%" + ("" if fed == int(epoch) else f" (epoch feature {fed})")
+        if heatmap:
+            axes = figure.add_subplot(1, len(epochs), panel)
+            image = axes.pcolormesh(x_grid, y_grid, weights, cmap="viridis", vmin=0.0, vmax=1.0, shading="auto")
+            if weights.min() < 0.5 < weights.max():
+                axes.contour(x_grid, y_grid, weights, levels=[0.5], colors="white", linewidths=1.5)
+            axes.plot(x, x, color="white", linestyle=":", linewidth=1)  # loss_diff = 0: the loss at the percentile
+            axes.set(xlabel="loss", ylabel="moving loss percentile l_pt", title=title, ylim=(y[0], y[-1]))
+        else:
+            axes = figure.add_subplot(1, len(epochs), panel, projection="3d")
+            axes.plot_surface(x_grid, y_grid, weights, cmap="viridis", vmin=0.0, vmax=1.0, linewidth=0)
+            axes.set(xlabel="loss", ylabel="loss_diff", zlabel="weight", zlim=(0.0, 1.0), title=title)
+    if heatmap:
+        figure.colorbar(image, ax=figure.axes, label="weight (white: 0.5; dotted: loss = l_pt)")
     figure.savefig(path, dpi=100)
     return path
 
