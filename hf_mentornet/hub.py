@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -33,6 +34,7 @@ __all__ = [
 
 SHIPPED_CURRICULA_DIR = Path(__file__).parent / "pretrained"
 MODEL_CARD_TEMPLATE = Path(__file__).parent / "templates" / "model_card.md"
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 MODEL_CARD_TAGS = ["mentornet", "curriculum-learning", "noisy-labels"]
 
 
@@ -84,8 +86,12 @@ def model_card(config: MentorNetConfig, model_id: str | None = None, tags: list[
     else:
         kind_description = "Not learned: the weights of a freshly initialised MentorNet."
     learned_from = "\n".join(f"- {key}: {card_value(value)}" for key, value in config.learned_from.items())
+    source = config.learned_from.get("source_dataset")
+    # Hub metadata names a Hub dataset, never a local path.
+    datasets = f"datasets:\n- {source}\n" if isinstance(source, str) and HUB_ID.fullmatch(source) else ""
     burn_in = f"{config.burn_in_fraction:.0%} of training" if config.burn_in_fraction else "none"
     return Template(MODEL_CARD_TEMPLATE.read_text(encoding="utf-8")).substitute(
+        datasets=datasets,
         tags="\n".join(f"- {tag}" for tag in dict.fromkeys(MODEL_CARD_TAGS + list(tags or []))),
         curriculum_name=name,
         curriculum_kind=config.curriculum_kind or "untrained",

@@ -17,7 +17,7 @@ Three sources (paper Sec. 3.1):
   the shipped `mentornet-dd` was made (here from the local CIFAR-10 copy; `--dataset uoft-cs/cifar10` on the Hub):
 
     python recipes/train_mentornet.py --source student --dataset ../shared/data/cifar10 \
-        --loss_diff_reference all --output_dir hf_mentornet/pretrained/mentornet-dd
+        --dataset_hub_id uoft-cs/cifar10 --loss_diff_reference all --output_dir hf_mentornet/pretrained/mentornet-dd
 
   (`--loss_diff_reference all` is the released code's way of building the loss-difference feature, used for the
   shipped curricula; the default `epoch` is the paper's, see `learn_from_records`.)
@@ -28,6 +28,7 @@ Add `--push_to_hub --hub_model_id <user>/<name>` to upload config.json, model.sa
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -71,6 +72,13 @@ class TrainMentorNetArguments:
     dataset: str = field(
         default="uoft-cs/cifar10",
         metadata={"help": "Clean-labelled images (--source student): a Hub id or a local `load_dataset` path."},
+    )
+    dataset_hub_id: str | None = field(
+        default=None,
+        metadata={
+            "help": "The Hub id `dataset` is a local copy of (e.g. uoft-cs/cifar10), recorded in the curriculum's card "
+            "and its `datasets:` metadata. A local path itself is never recorded."
+        },
     )
     image_column: str = field(default="img", metadata={"help": "The image column."})
     label_column: str = field(default="label", metadata={"help": "The clean label column."})
@@ -138,6 +146,15 @@ def parse_train_mentornet_args(argv: Sequence[str] | None = None) -> tuple[Train
     return parse_args([TrainMentorNetArguments], argv)
 
 
+def source_dataset(args: TrainMentorNetArguments) -> str:
+    """What the curriculum's card says it was learned from: a Hub id, never a local path of the machine."""
+    if args.dataset_hub_id:
+        return args.dataset_hub_id
+    if os.path.exists(args.dataset):
+        return f"a local dataset ({os.path.basename(os.path.normpath(args.dataset))})"
+    return args.dataset
+
+
 def learn_from_student(args: TrainMentorNetArguments, fitting: dict) -> tuple[MentorNetModel, dict]:
     dataset = datasets.load_dataset(args.dataset, split=args.split)
     for name in ("image_column", "label_column"):
@@ -168,7 +185,11 @@ def learn_from_student(args: TrainMentorNetArguments, fitting: dict) -> tuple[Me
         example_dropout_schedule=DD_DROPOUT_SCHEDULE,
         loss_p_percentile=args.loss_p_percentile,
         curriculum_name=name,
-        learned_from={"source_dataset": args.dataset, "student": args.student, "student_kwargs": student_kwargs},
+        learned_from={
+            "source_dataset": source_dataset(args),
+            "student": args.student,
+            "student_kwargs": student_kwargs,
+        },
     )
     model, metrics, records = learn_data_driven_curriculum(
         subset,

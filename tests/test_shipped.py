@@ -76,3 +76,13 @@ def test_shipped_data_driven_curricula_match_their_cards(name, noise_rate, perce
         weights = model(loss, loss - loss_percentile, epoch=20).weights
     assert (weights[1:] <= weights[:-1] + 1e-4).all()
     assert weights[0] > 0.8 and weights[-1] < 0.1
+
+
+def test_shipped_cards_carry_hub_metadata_and_no_local_paths():
+    for folder in sorted(SHIPPED_CURRICULA_DIR.iterdir()):
+        card = (folder / "README.md").read_text()
+        front_matter = card.split("---")[1]
+        assert "library_name: hf_mentornet" in front_matter and "- mentornet" in front_matter
+        assert "../" not in card and "../" not in (folder / "config.json").read_text(), folder.name
+        if folder.name.startswith("mentornet-dd"):
+            assert "datasets:\n- uoft-cs/cifar10" in front_matter
