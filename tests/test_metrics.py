@@ -40,7 +40,7 @@ def test_top_k_accuracy():
 
 def test_noisy_label_diagnostics():
     metric = load_metric("noisy_label_diagnostics")
-    result = metric.compute(weights=[1.0, 0.5, 0.25, 0.75], is_noisy=[False, False, True, True])
+    result = metric.compute(predictions=[1.0, 0.5, 0.25, 0.75], references=[False, False, True, True])
     assert result == pytest.approx(
         {
             "mean_weight_clean": 0.75,
@@ -50,7 +50,25 @@ def test_noisy_label_diagnostics():
             "noisy_auroc": 0.75,  # 3 of the 4 (noisy, clean) pairs ranked right by 1 - weight
         }
     )
-    strict = metric.compute(weights=[1.0, 0.5, 0.25, 0.75], is_noisy=[False, False, True, True], threshold=0.8)
+    strict = metric.compute(predictions=[1.0, 0.5, 0.25, 0.75], references=[False, False, True, True], threshold=0.8)
     assert strict["selection_precision"] == 1.0 and strict["selection_recall"] == 0.5
-    clean_only = metric.compute(weights=[0.9, 0.1], is_noisy=[False, False])
+    clean_only = metric.compute(predictions=[0.9, 0.1], references=[False, False])
     assert math.isnan(clean_only["mean_weight_noisy"]) and math.isnan(clean_only["noisy_auroc"])
+
+
+def test_metrics_follow_evaluate_conventions():
+    """`predictions` / `references`, loadable by path with `evaluate.load`, combinable, and each with a card."""
+    import evaluate
+
+    for name in shipped_metrics():
+        card = (METRICS_DIR / name / "README.md").read_text()
+        assert card.startswith("---\ntitle:") and "## How to Use" in card and "predictions" in card
+    diagnostics = evaluate.load(str(METRICS_DIR / "noisy_label_diagnostics"), keep_in_memory=True)
+    combined = evaluate.combine([diagnostics])
+    weights, noisy = [1.0, 0.5, 0.25, 0.75], [0, 0, 1, 1]
+    assert combined.compute(predictions=weights, references=noisy) == pytest.approx(
+        diagnostics.compute(predictions=weights, references=noisy), nan_ok=True
+    )
+    for weight, flag in zip(weights, noisy, strict=True):  # batches as the Trainer's evaluation loop adds them
+        diagnostics.add(prediction=weight, reference=flag)
+    assert diagnostics.compute()["noisy_auroc"] == 0.75

@@ -21,8 +21,9 @@ A quantity that is undefined for the inputs (no noisy sample, nothing selected, 
 
 _KWARGS_DESCRIPTION = """
 Args:
-    weights (`list` of `float`): per-sample weights in [0, 1].
-    is_noisy (`list` of `bool`): whether each sample's training label differs from its true label.
+    predictions (`list` of `float`): per-sample weights in [0, 1] (what the curriculum predicts of each label).
+    references (`list` of `bool` or `int`): whether each sample's training label differs from its true label
+        (`is_noisy`; 1 / True for a corrupted label).
     threshold (`float`, *optional*, defaults to 0.5): a sample is selected when its weight is >= threshold.
 
 Returns:
@@ -32,7 +33,7 @@ Returns:
 Examples:
     >>> from hf_mentornet.metrics import load_metric
     >>> metric = load_metric("noisy_label_diagnostics")
-    >>> metric.compute(weights=[1.0, 0.5, 0.25, 0.75], is_noisy=[False, False, True, True])
+    >>> metric.compute(predictions=[1.0, 0.5, 0.25, 0.75], references=[False, False, True, True])
     {'mean_weight_clean': 0.75, 'mean_weight_noisy': 0.5, 'selection_precision': 0.666..., 'selection_recall': 1.0,
      'noisy_auroc': 0.75}
 """
@@ -58,12 +59,14 @@ class NoisyLabelDiagnostics(evaluate.Metric):
             description=_DESCRIPTION,
             citation=_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"weights": datasets.Value("float64"), "is_noisy": datasets.Value("bool")}),
+            features=datasets.Features(
+                {"predictions": datasets.Value("float64"), "references": datasets.Value("bool")}
+            ),
         )
 
-    def _compute(self, weights, is_noisy, threshold=0.5) -> dict[str, float]:
-        weights = np.asarray(weights, dtype=np.float64)
-        noisy = np.asarray(is_noisy, dtype=bool)
+    def _compute(self, predictions, references, threshold=0.5) -> dict[str, float]:
+        weights = np.asarray(predictions, dtype=np.float64)
+        noisy = np.asarray(references, dtype=bool)
         selected = weights >= threshold
         both_groups = 0 < noisy.sum() < noisy.size
         return {
