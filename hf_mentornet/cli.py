@@ -124,7 +124,7 @@ def demo(args: argparse.Namespace) -> None:
     from .data import load_embedded_dataset
     from .methods import METHODS, SMALL_STUDENT_SETTINGS, train_method
     from .noise import inject_label_noise
-    from .plotting import plot_curriculum
+    from .plotting import plot_curriculum, plot_weights_over_training
     from .students import build_student
     from .trainer import MentorNetTrainer
 
@@ -174,6 +174,7 @@ def demo(args: argparse.Namespace) -> None:
         results[method] = result
         result.save(os.path.join(output_dir, "results.json"))
         trainer.save_model(os.path.join(output_dir, "student"))
+        plot_weights_over_training(trainer.state.log_history, os.path.join(output_dir, "weights.png"), title=method)
         if isinstance(trainer, MentorNetTrainer):
             plot_curriculum(trainer.curriculum, os.path.join(output_dir, "curriculum.png"))
 
@@ -188,7 +189,10 @@ def demo(args: argparse.Namespace) -> None:
         )
     print(f"\nWall time {time.perf_counter() - start:.0f} s. Written under {os.path.abspath(args.output_dir)}:")
     for method in results:
-        print(f"  {method}/student (the trained student), {method}/label_issues.csv, {method}/results.json")
+        print(
+            f"  {method}/student (the trained student), {method}/label_issues.csv, {method}/results.json, "
+            f"{method}/weights.png (weights of right and corrupted labels per epoch)"
+        )
         if os.path.isfile(os.path.join(args.output_dir, method, "curriculum.png")):
             print(f"  {method}/curriculum.png (the curriculum's weights)")
 

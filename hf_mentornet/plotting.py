@@ -11,10 +11,13 @@ import torch
 
 # `Figure` without pyplot renders with Agg and leaves the caller's pyplot backend and figures alone.
 from matplotlib.figure import Figure
+from transformers.utils import logging
 
 from .modeling_mentornet import MentorNetModel
 
-__all__ = ["plot_curriculum", "plot_weight_histogram"]
+logger = logging.get_logger(__name__)
+
+__all__ = ["plot_curriculum", "plot_weight_histogram", "plot_weights_over_training"]
 
 DEFAULT_LOSSES = tuple(np.linspace(0.0, 10.0, 51))
 DEFAULT_LOSS_DIFFS = tuple(np.linspace(-5.0, 5.0, 51))
@@ -119,5 +122,50 @@ def plot_weight_histogram(
     axes.set(xlabel="MentorNet weight", ylabel="samples", title="Weights of clean and noisy samples")
     axes.legend()
     figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    return path
+
+
+def plot_weights_over_training(
+    log_history: Sequence[dict[str, float]], path: str | os.PathLike, title: str = "Weights over training"
+) -> str | os.PathLike | None:
+    """The mean weight given to samples with a right and with a corrupted label, per epoch, from a trainer's
+    `state.log_history` (its `mentornet/mean_weight_clean` / `mentornet/mean_weight_noisy` logs, so the data must
+    carry `clean_label`), with the test accuracy per epoch when it was evaluated; saved as an image.
+
+    Args:
+        log_history (`Sequence[dict]`): `trainer.state.log_history`.
+        path (`str` or `os.PathLike`): where to write the image.
+        title (`str`, *optional*): the figure's title.
+
+    Returns:
+        The `path` written, or `None` (with a warning) when the run logged no such weights.
+    """
+    by_epoch: dict[int, dict[str, list[float]]] = {}
+    for entry in log_history:
+        epoch = int(np.ceil(entry.get("epoch", 0.0)))
+        for key in ("mentornet/mean_weight_clean", "mentornet/mean_weight_noisy", "eval_top1_accuracy"):
+            if key in entry:
+                by_epoch.setdefault(epoch, {}).setdefault(key, []).append(entry[key])
+    if not any("mentornet/mean_weight_clean" in values for values in by_epoch.values()):
+        logger.warning(
+            f"No figure at {os.fspath(path)!r}: the run logged no `mentornet/mean_weight_clean` (its data needs a "
+            "`clean_label` column, see hf_mentornet.inject_label_noise, and a logging step after burn-in)."
+        )
+        return None
+    figure = Figure(figsize=(6, 4), layout="constrained")
+    axes = figure.subplots()
+    lines = (
+        ("mentornet/mean_weight_clean", "right labels", "tab:blue"),
+        ("mentornet/mean_weight_noisy", "corrupted labels", "tab:red"),
+        ("eval_top1_accuracy", "test accuracy", "black"),
+    )
+    for key, label, color in lines:
+        points = sorted((epoch, float(np.mean(values[key]))) for epoch, values in by_epoch.items() if key in values)
+        if points:
+            style = "--" if key == "eval_top1_accuracy" else "-"
+            axes.plot(*zip(*points, strict=True), style, color=color, label=label, marker=".")
+    axes.set(xlabel="epoch", ylabel="mean weight / accuracy", ylim=(0.0, 1.02), title=title)
+    axes.legend()
     figure.savefig(path, dpi=100)
     return path

@@ -37,12 +37,14 @@ The default student is timm's resnet18 at 32x32 (the paper's wide resnet-101 is 
 one, e.g. `--student transformers/resnet --student_kwargs '{"hidden_sizes": [32, 64, 128], "depths": [1, 1, 1]}'`.
 
 The output directory receives `run_args.json`, `results.json` (accuracy per epoch, best, last, the curriculum's mean
-weight on clean and corrupted samples), the student (`save_pretrained`) and `label_issues.csv`.
+weight on clean and corrupted samples), the student (`save_pretrained`), `label_issues.csv` and `weights.png` (the
+mean weight of right and of corrupted labels per epoch, with the test accuracy).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -51,6 +53,7 @@ import torch
 from recipe_helpers import CONFIGS_DIR, check_output_dir, parse_args, read_yaml, run_experiment
 
 from hf_mentornet.methods import METHODS
+from hf_mentornet.plotting import plot_weights_over_training
 from hf_mentornet.students import build_student
 from hf_mentornet.weighted_trainer import WeightedLossArguments
 
@@ -164,6 +167,10 @@ def main(script_args: CifarArguments, training_args: WeightedLossArguments) -> N
     )
     trainer.save_model()
     if trainer.is_world_process_zero():
+        title = f"{script_args.method}, {script_args.noise_rate:.0%} {script_args.noise_type} noise"
+        plot_weights_over_training(
+            trainer.state.log_history, os.path.join(training_args.output_dir, "weights.png"), title
+        )
         print(
             f"{script_args.method} on {script_args.dataset} with {script_args.noise_rate:.0%} {script_args.noise_type} "
             f"noise: last accuracy {result.last_accuracy:.4f}, best {result.best_accuracy:.4f}; mean weight clean "

@@ -55,6 +55,7 @@ def test_demo_main_job(tmp_path, capsys):
         assert (tmp_path / method / "student" / "model.safetensors").is_file()
         assert (tmp_path / method / "label_issues.csv").is_file()
     assert (tmp_path / "mentornet-pd" / "curriculum.png").stat().st_size > 10_000
+    assert (tmp_path / "plain" / "weights.png").stat().st_size > 10_000
     # Plain training weights every sample alike; the curriculum does not.
     plain = json.loads((tmp_path / "plain" / "results.json").read_text())
     assert plain["mean_weight_clean"] == pytest.approx(plain["mean_weight_noisy"], abs=0.01)
