@@ -132,6 +132,9 @@ class MentorNetTrainer(WeightedLossTrainer):
             self.curriculum = self.curriculum.to(device).eval()
 
         # Per-run curriculum state, saved in checkpoints.
+        # The moving loss percentile: its exponential sum, its number of steps t, and the average the features use.
+        self._loss_average_sum = torch.zeros((), device=device)
+        self._loss_average_steps = torch.zeros((), dtype=torch.long, device=device)
         self._loss_moving_average = torch.zeros((), device=device)
         self._dropout_generator = torch.Generator().manual_seed(self.args.seed)
         self._next_curriculum_update = 0
@@ -214,14 +217,13 @@ class MentorNetTrainer(WeightedLossTrainer):
         """Move the average of the p-th loss percentile of the samples that train (one average per class with
         `loss_percentile_per_class`, of the classes in the batch) and return each sample's `loss_diff`, its loss
         minus the average it is compared with. A batch with no sample that trains leaves the average as it is."""
-        decay, p = self.args.loss_moving_average_decay, self.args.loss_p_percentile
+        p = self.args.loss_p_percentile
         if not self.args.loss_percentile_per_class:
-            percentile = torch.nanquantile(loss.masked_fill(~usable, math.nan), p)
-            moved = decay * self._loss_moving_average + (1.0 - decay) * percentile
-            self._loss_moving_average = torch.where(usable.any(), moved, self._loss_moving_average)
+            self._move_loss_average(torch.nanquantile(loss.masked_fill(~usable, math.nan), p), usable.any())
             return loss - self._loss_moving_average
-        if self._loss_moving_average.dim() == 0:
-            self._loss_moving_average = torch.zeros(num_classes, device=loss.device)
+        if self._loss_average_sum.dim() == 0:
+            self._loss_average_sum = torch.zeros(num_classes, device=loss.device)
+            self._loss_average_steps = torch.zeros(num_classes, dtype=torch.long, device=loss.device)
         # Every class's percentile at once (no per-class loop or host sync in the step; WebVision has 1,000 classes):
         # sort by (label, loss) and interpolate inside each class's segment as `torch.quantile` does. Samples that do
         # not train go to an extra class past the last.
@@ -234,10 +236,23 @@ class MentorNetTrainer(WeightedLossTrainer):
         lower, upper = position.floor().long(), position.ceil().long()
         last = loss.shape[0] - 1  # classes absent from the batch index past the end; they are not moved
         below, above = sorted_loss[lower.clamp(max=last)], sorted_loss[upper.clamp(max=last)]
-        percentile = below + (above - below) * (position - lower)
-        moved = decay * self._loss_moving_average + (1.0 - decay) * percentile
-        self._loss_moving_average = torch.where(counts > 0, moved, self._loss_moving_average)
+        self._move_loss_average(below + (above - below) * (position - lower), counts > 0)
         return loss - self._loss_moving_average[labels.clamp_max(num_classes - 1)]
+
+    def _move_loss_average(self, percentile: torch.Tensor, moved: torch.Tensor) -> None:
+        """One step of the exponential moving average where `moved`. With `loss_moving_average_bias_correction` the
+        average is divided by `1 - decay^t` after t steps: the weighted mean of the percentiles seen so far, right
+        from the first step; once `decay^t` underflows (t >= 338 at 0.95, float32) it is the uncorrected average."""
+        decay = self.args.loss_moving_average_decay
+        self._loss_average_sum = torch.where(
+            moved, decay * self._loss_average_sum + (1.0 - decay) * percentile, self._loss_average_sum
+        )
+        self._loss_average_steps = self._loss_average_steps + moved.long()
+        self._loss_moving_average = self._loss_average_sum
+        if self.args.loss_moving_average_bias_correction:
+            weight = 1.0 - torch.full_like(self._loss_average_sum, decay) ** self._loss_average_steps
+            # An average never moved has sum 0 and weight 0: it stays 0.
+            self._loss_moving_average = self._loss_average_sum / weight.clamp_min(1e-30)
 
     def _mentornet_epoch(self, epoch: int) -> int:
         """The epoch feature the MentorNet is given at training progress `epoch` (clamped to the burn-in epoch
@@ -362,6 +377,8 @@ class MentorNetTrainer(WeightedLossTrainer):
     def _checkpoint_state(self) -> dict[str, Any]:
         return {
             **super()._checkpoint_state(),
+            "loss_average_sum": self._loss_average_sum,
+            "loss_average_steps": self._loss_average_steps,
             "loss_moving_average": self._loss_moving_average,
             "dropout_generator": self._dropout_generator.get_state(),
             "next_curriculum_update": self._next_curriculum_update,
@@ -378,6 +395,8 @@ class MentorNetTrainer(WeightedLossTrainer):
         self, state: dict[str, Any], per_sample: dict[str, torch.Tensor], checkpoint: str
     ) -> None:
         super()._load_checkpoint_state(state, per_sample, checkpoint)
+        self._loss_average_sum = state["loss_average_sum"]
+        self._loss_average_steps = state["loss_average_steps"]
         self._loss_moving_average = state["loss_moving_average"]
         self._dropout_generator.set_state(state["dropout_generator"].cpu())
         self._next_curriculum_update = state["next_curriculum_update"]
@@ -428,7 +447,8 @@ class MentorNetTrainer(WeightedLossTrainer):
             f"- curriculum type: {args.curriculum_type}",
             f"- curriculum: {config.curriculum_name if config is not None else 'closed form (Eq. 7)'}",
             f"- loss percentile: {args.loss_p_percentile}{' per label class' if args.loss_percentile_per_class else ''}"
-            f", moving-average decay: {args.loss_moving_average_decay}",
+            f", moving-average decay: {args.loss_moving_average_decay}"
+            f"{' (bias-corrected)' if args.loss_moving_average_bias_correction else ''}",
             f"- burn-in fraction: {args.burn_in_fraction}, fixed epoch after burn-in: {args.fixed_epoch_after_burn_in}",
             f"- example dropout schedule: {args.example_dropout_schedule}",
             f"- curriculum updates at: {list(args.curriculum_update_at)}",

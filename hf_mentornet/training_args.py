@@ -84,6 +84,16 @@ class MentorNetTrainingArguments(WeightedLossArguments):
         default=None,
         metadata={"help": "Decay of the loss moving average, in [0, 1). None: the curriculum's value."},
     )
+    loss_moving_average_bias_correction: bool = field(
+        default=True,
+        metadata={
+            "help": "Divide the loss moving average by 1 - decay^t after t steps, as Adam does: the weighted mean of "
+            "the percentiles seen so far, right from the first step. The released code starts the average at 0 "
+            "without it (False), so for its first ~45 steps (decay 0.95) it is more than 10% below the percentiles it "
+            "averages: harmless in from-scratch training, where burn-in covers them, but most of a short fine-tuning "
+            "run. Once decay^t underflows in float32 (t >= 338 at 0.95) both give the same average."
+        },
+    )
     burn_in_fraction: float | None = field(
         default=None,
         metadata={

@@ -115,7 +115,7 @@ def test_weighted_loss_is_sum_of_weighted_losses_over_batch_size(tmp_path):
 
     with torch.no_grad():
         losses = F.cross_entropy(trainer.model(batch["pixel_values"]), batch["labels"], reduction="none")
-        moving_average = 0.1 * torch.quantile(losses, 0.75)
+        moving_average = torch.quantile(losses, 0.75)  # bias-corrected: the first step's average is its percentile
         weights = trainer.curriculum(loss=losses, loss_diff=losses - moving_average, epoch=37).weights
     assert torch.allclose(trainer._loss_moving_average, moving_average)
     assert torch.allclose(loss, (weights * losses).sum() / len(losses), atol=1e-6)
@@ -124,7 +124,11 @@ def test_weighted_loss_is_sum_of_weighted_losses_over_batch_size(tmp_path):
 
 def test_weight_sum_normalization_gives_the_weighted_mean(tmp_path):
     trainer = make_trainer(
-        tmp_path, loss_normalization="weight_sum", loss_moving_average_decay=0.9, loss_p_percentile=0.75
+        tmp_path,
+        loss_normalization="weight_sum",
+        loss_moving_average_decay=0.9,
+        loss_p_percentile=0.75,
+        loss_moving_average_bias_correction=False,  # the zero-started average: weights far enough from 1
     )
     trainer.state.max_steps, trainer.state.global_step = 100, 37
     batch = batch_of(trainer.train_dataset)
@@ -580,3 +584,25 @@ def test_push_to_hub_sends_the_student_with_its_curriculum_and_loads_offline(tmp
     assert all(
         torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), curriculum.state_dict().values(), strict=True)
     )
+
+
+def test_bias_corrected_moving_average_is_right_from_step_one_and_unchanged_later(tmp_path):
+    """Bias-corrected, the average is the mean of the percentiles seen (not 5% of the first one, as the released
+    code's zero start gives); once decay^t underflows (338 steps at 0.95) it is bit-identical to the uncorrected one,
+    so from-scratch runs whose burn-in is longer than that weight every sample as before."""
+    trainers = {
+        corrected: make_trainer(tmp_path, loss_moving_average_decay=0.95, loss_moving_average_bias_correction=corrected)
+        for corrected in (True, False)
+    }  # fmt: skip
+    generator = torch.Generator().manual_seed(0)
+    usable, labels = torch.ones(16, dtype=torch.bool), torch.zeros(16, dtype=torch.long)
+    for step in range(1, 401):
+        losses = torch.rand(16, generator=generator) * 3
+        averages = {
+            corrected: trainer._update_loss_moving_average(losses, usable, labels, 10) * 0 + trainer._loss_moving_average
+            for corrected, trainer in trainers.items()
+        }  # fmt: skip
+        if step == 1:
+            percentile = torch.quantile(losses, trainers[True].args.loss_p_percentile)
+            assert torch.allclose(averages[True], percentile) and torch.allclose(averages[False], 0.05 * percentile)
+    assert torch.equal(averages[True], averages[False])
