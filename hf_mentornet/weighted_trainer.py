@@ -14,6 +14,7 @@ import os
 import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 import datasets
@@ -854,16 +855,17 @@ class WeightedLossTrainer(Trainer):
         blocking: bool = True,
         token: str | None = None,
         revision: str | None = None,
+        private: bool | None = None,
         **kwargs: Any,
     ) -> Any:
         """As [`~transformers.Trainer.push_to_hub`]: the student, its card and, for [`MentorNetTrainer`], the
         curriculum it was trained with (subfolder `mentornet/`). The per-sample records, `label_issues.csv` and the
         TensorBoard runs stay local unless `push_run_files=True`."""
         self.callback_handler.on_push_begin(self.args, self.state, self.control)
-        model_name = kwargs.pop("model_name", None) or (self.args.hub_model_id or self.args.output_dir).split("/")[-1]
+        model_name = kwargs.pop("model_name", None) or Path(self.args.hub_model_id or self.args.output_dir).name
         token = token if token is not None else self.args.hub_token
         if self.hub_model_id is None:
-            self.init_hf_repo(token=token)
+            self.init_hf_repo(token=token, private=private)
         self.save_model(_internal_call=True)
         if not self.is_world_process_zero():
             return None
