@@ -49,6 +49,7 @@ __all__ = [
     "NOISE_TYPES",
     "SAMPLE_INDEX_COLUMN",
     "add_sample_index",
+    "check_sample_index",
     "inject_label_noise",
     "noise_report",
     "save_noise_report",
@@ -105,7 +106,7 @@ def add_sample_index(dataset: AnyDataset, column: str = SAMPLE_INDEX_COLUMN) -> 
         # One mapped stream per shard, concatenated: still `num_shards` shards, each knowing its own number.
         return concatenate_datasets([indexed_shard(shard) for shard in range(num_shards)])
     if column in dataset.column_names:
-        _check_index_column(dataset, column)
+        check_sample_index(dataset, column, subject=f"The dataset's own `{column}`")
         return dataset
     return _set_columns(dataset, {column: np.arange(len(dataset), dtype=np.int64)}, {column: feature})
 
@@ -351,21 +352,25 @@ def _check_own_columns(features: Features, from_clean_label: bool) -> None:
         )
 
 
-def _check_index_column(dataset: Dataset, column: str) -> None:
+def check_sample_index(
+    dataset: Dataset, column: str = SAMPLE_INDEX_COLUMN, subject: str | None = None, needed_by: str = "row indices"
+) -> np.ndarray:
+    """Refuse a `column` that is not integer, or has negative or repeated values (rows indexed shard by shard, then
+    concatenated?); return its values. `subject` starts the message (default: the column's name), `needed_by` says
+    what the index is for."""
+    subject = subject or f"`{column}`"
+    fix = f"drop it and let add_sample_index number the rows: `add_sample_index(dataset.remove_columns('{column}'))`"
     feature = dataset.features[column]
     if not (isinstance(feature, Value) and pa.types.is_integer(feature.pa_type)):
-        raise ValueError(
-            f"The dataset's own `{column}` has feature {feature}, not integer row indices; drop it "
-            f"(`dataset.remove_columns('{column}')`) and let add_sample_index number the rows."
-        )
+        raise ValueError(f"{subject} has feature {feature}, not integer row indices ({needed_by}); {fix}.")
     index = np.asarray(dataset.with_format("numpy", columns=[column])[:][column])
     repeated = len(index) - len(np.unique(index))
     if repeated or (len(index) and index.min() < 0):
         raise ValueError(
-            f"The dataset's own `{column}` has {repeated} repeated and {int((index < 0).sum())} negative values, so "
-            f"it cannot identify rows; drop it (`dataset.remove_columns('{column}')`) and let add_sample_index "
-            "number the rows."
+            f"{subject} has {repeated} repeated and {int((index < 0).sum())} negative values, so it cannot identify "
+            f"rows ({needed_by}); {fix}, on the whole dataset."
         )
+    return index
 
 
 def _set_columns(dataset: Dataset, columns: dict[str, np.ndarray], features: dict[str, Any]) -> Dataset:

@@ -22,13 +22,7 @@ from .hub import load_curriculum
 from .learning import learn_from_records, learn_predefined
 from .modeling_mentornet import MentorNetModel
 from .training_args import CURRICULUM_SETTINGS, MentorNetTrainingArguments
-from .weighted_trainer import (
-    WeightedLossTrainer,
-    check_sample_index,
-    damaged_checkpoint_error,
-    required_column,
-    sample_index_values,
-)
+from .weighted_trainer import WeightedLossTrainer, check_training_index, damaged_checkpoint_error, required_column
 
 __all__ = ["MentorNetTrainer"]
 
@@ -248,8 +242,13 @@ class MentorNetTrainer(WeightedLossTrainer):
             moved, decay * self._loss_average_sum + (1.0 - decay) * percentile, self._loss_average_sum
         )
         self._loss_average_steps = self._loss_average_steps + moved.long()
+        self._set_loss_moving_average()
+
+    def _set_loss_moving_average(self) -> None:
+        """The average the features use, from the exponential sum and its number of steps."""
         self._loss_moving_average = self._loss_average_sum
         if self.args.loss_moving_average_bias_correction:
+            decay = self.args.loss_moving_average_decay
             weight = 1.0 - torch.full_like(self._loss_average_sum, decay) ** self._loss_average_steps
             # An average never moved has sum 0 and weight 0: it stays 0.
             self._loss_moving_average = self._loss_average_sum / weight.clamp_min(1e-30)
@@ -379,7 +378,6 @@ class MentorNetTrainer(WeightedLossTrainer):
             **super()._checkpoint_state(),
             "loss_average_sum": self._loss_average_sum,
             "loss_average_steps": self._loss_average_steps,
-            "loss_moving_average": self._loss_moving_average,
             "dropout_generator": self._dropout_generator.get_state(),
             "next_curriculum_update": self._next_curriculum_update,
             "feature_buffer": self._feature_buffer,
@@ -397,7 +395,7 @@ class MentorNetTrainer(WeightedLossTrainer):
         super()._load_checkpoint_state(state, per_sample, checkpoint)
         self._loss_average_sum = state["loss_average_sum"]
         self._loss_average_steps = state["loss_average_steps"]
-        self._loss_moving_average = state["loss_moving_average"]
+        self._set_loss_moving_average()
         self._dropout_generator.set_state(state["dropout_generator"].cpu())
         self._next_curriculum_update = state["next_curriculum_update"]
         self._feature_buffer = state["feature_buffer"]
@@ -467,8 +465,7 @@ def curriculum_fingerprint(curriculum: MentorNetModel) -> str:
 def _num_samples(train_dataset: Any) -> int:
     """Size of the per-sample weight table of the closed-form branch: the largest `sample_index` + 1."""
     if isinstance(train_dataset, datasets.Dataset) and "sample_index" in train_dataset.column_names:
-        check_sample_index(train_dataset, "`curriculum_type`='closed-form'")
-        return int(sample_index_values(train_dataset).max(initial=-1)) + 1
+        return int(check_training_index(train_dataset, "`curriculum_type`='closed-form'").max(initial=-1)) + 1
     if isinstance(train_dataset, torch.utils.data.IterableDataset | datasets.IterableDataset) or train_dataset is None:
         raise ValueError(
             "`curriculum_type`='closed-form' keeps one weight per training sample and needs a sized `train_dataset` "

@@ -13,7 +13,9 @@ import json
 import os
 import shutil
 from collections import defaultdict
+from collections.abc import Sized
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, SchedulerType, Tra
 from transformers.utils import logging
 
 from .label_issues import LabelIssueAggregates, rank_label_issues
+from .noise import check_sample_index
 from .records import StudentRecords
 
 __all__ = ["WeightedLossArguments", "WeightedLossTrainer"]
@@ -262,11 +265,8 @@ class WeightedLossTrainer(Trainer):
                 f"`train_dataset` is a streaming {type(train_dataset).__name__} and `max_steps`={args.max_steps}: "
                 "the weights read training progress as global_step / max_steps, so set `max_steps` > 0."
             )
-        if isinstance(train_dataset, datasets.Dataset | torch.utils.data.Dataset) and not isinstance(
-            train_dataset, torch.utils.data.IterableDataset
-        ):
-            if len(train_dataset) == 0:
-                raise ValueError("`train_dataset` has no rows; pass the training samples.")
+        if isinstance(train_dataset, Sized) and len(train_dataset) == 0:
+            raise ValueError("`train_dataset` has no rows; pass the training samples.")
         if label_issues_dataset is not None and not args.label_issues:
             raise ValueError(
                 "`label_issues_dataset` is given but `label_issues`=False, so it would never be used: set "
@@ -291,9 +291,9 @@ class WeightedLossTrainer(Trainer):
             else None
         )
         if self.args.label_issues or self.args.record_student:
-            check_sample_index(self.train_dataset, "`label_issues` / `record_student`")
+            check_training_index(self.train_dataset, "`label_issues` / `record_student`")
         if label_issues_dataset is not None:
-            check_sample_index(label_issues_dataset, "the label-issue ranking of `label_issues_dataset`")
+            check_training_index(label_issues_dataset, "the label-issue ranking of `label_issues_dataset`")
         self._step_weight_sum = torch.zeros((), device=device)
         self._step_weight_count = torch.zeros((), dtype=torch.long, device=device)
         if self.args.scale_weight_decay_by_mean_weight:
@@ -355,6 +355,12 @@ class WeightedLossTrainer(Trainer):
             name for name in ("pixel_values", *TARGET_COLUMNS) if name not in self._signature_columns
         ]
 
+    @cached_property
+    def _forward_input_names(self) -> frozenset[str]:
+        """The names a transformers student's forward takes (worked out once, not at every step)."""
+        self._set_signature_columns_if_needed()
+        return frozenset(self._signature_columns)
+
     def _student_logits(self, model: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         if "pixel_values" not in inputs:
             raise ValueError(
@@ -365,9 +371,8 @@ class WeightedLossTrainer(Trainer):
         try:
             if self._student_is_transformers:
                 # A lazy transform may produce more than the student's forward takes (`is_noisy`, ...).
-                self._set_signature_columns_if_needed()
-                forward_inputs = {name: value for name, value in inputs.items() if name in self._signature_columns}
-                return model(**forward_inputs).logits
+                names = self._forward_input_names
+                return model(**{name: value for name, value in inputs.items() if name in names}).logits
             return model(inputs["pixel_values"])
         except (RuntimeError, ValueError) as error:
             if not any(sign in str(error).lower() for sign in INPUT_MISMATCH_SIGNS):
@@ -931,29 +936,11 @@ def required_column(batch: dict[str, Any], name: str, user: str) -> Any:
     return batch[name]
 
 
-def sample_index_values(dataset: datasets.Dataset) -> np.ndarray:
-    """The `sample_index` column of a map-style dataset as one array (its format and transform left aside)."""
-    return np.asarray(dataset.with_format("numpy", columns=["sample_index"])[:]["sample_index"])
-
-
-def check_sample_index(dataset: Any, user: str) -> None:
-    """Refuse a training `datasets.Dataset` whose `sample_index` is missing, not integer, negative or repeated:
-    per-sample state (records, label-issue sums, closed-form weights) would mix samples. Other datasets (streams,
-    torch datasets) are checked batch by batch only."""
+def check_training_index(dataset: Any, needed_by: str) -> np.ndarray | None:
+    """The training set's `sample_index`, checked: present, integer, unique, non-negative, since per-sample state
+    (records, label-issue sums, closed-form weights) would mix samples. `None` for other datasets (streams, torch
+    datasets), checked batch by batch only."""
     if not isinstance(dataset, datasets.Dataset):
-        return
-    required_column(dataset.features, "sample_index", user)
-    feature = dataset.features["sample_index"]
-    if not (isinstance(feature, datasets.Value) and feature.dtype.startswith(("int", "uint"))):
-        raise ValueError(
-            f"`sample_index` has feature {feature}, needed by {user} as an integer row index; rebuild it with "
-            "`hf_mentornet.add_sample_index(dataset.remove_columns('sample_index'))`."
-        )
-    index = sample_index_values(dataset)
-    repeated = len(index) - len(np.unique(index))
-    if repeated or (len(index) and index.min() < 0):
-        raise ValueError(
-            f"`sample_index` has {repeated} repeated and {int((index < 0).sum())} negative values, so {user} would "
-            "mix samples (datasets noised or indexed shard by shard, then concatenated?). Give every row its own index: "
-            "`hf_mentornet.add_sample_index(dataset.remove_columns('sample_index'))` on the whole dataset."
-        )
+        return None
+    required_column(dataset.features, "sample_index", needed_by)
+    return check_sample_index(dataset, needed_by=f"needed by {needed_by}")

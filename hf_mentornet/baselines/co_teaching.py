@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..students import student_logits
-from ..weighted_trainer import IGNORE_INDEX, WeightedLossArguments, WeightedLossTrainer
+from ..weighted_trainer import WeightedLossArguments, WeightedLossTrainer
 
 __all__ = ["CoTeachingConfig", "CoTeachingPair", "CoTeachingTrainer", "co_teaching_forget_rate", "co_teaching_weights"]
 
@@ -141,13 +141,10 @@ class CoTeachingTrainer(WeightedLossTrainer):
         self, logits: torch.Tensor, labels: torch.Tensor, targets: dict[str, torch.Tensor], denominator: Any
     ) -> torch.Tensor:
         """Both networks' mean loss over the samples their peer selected; `logits` has shape `(2, b, m)`."""
-        num_classes = logits.shape[-1]
-        ignored = labels == IGNORE_INDEX
-        losses = self.training_loss(logits.reshape(-1, num_classes), labels.masked_fill(ignored, 0).repeat(2))
-        losses = losses.view(2, -1)
+        losses, usable = self._usable_losses(logits.reshape(-1, logits.shape[-1]), labels.repeat(2))
         # A sample labelled -100 or with a non-finite loss (either network) is never selected and never trains.
-        usable = ~ignored & torch.isfinite(losses.detach()).all(0)
-        losses = losses.masked_fill(~usable, 0.0)
+        usable = usable.view(2, -1).all(0)
+        losses = losses.view(2, -1).masked_fill(~usable, 0.0)
         forget_rate = co_teaching_forget_rate(
             self.state.epoch or 0.0, self.args.co_teaching_forget_rate, self.args.co_teaching_ramp_epochs
         )
