@@ -45,10 +45,13 @@ import webvision  # noqa: E402
 from hf_mentornet import (  # noqa: E402
     MentorNetConfig,
     MentorNetModel,
+    build_student,
     cli,
     inject_label_noise,
     load_curriculum,
     save_curriculum,
+    train_method,
+    with_verified_labels,
 )
 from hf_mentornet.baselines import CoTeachingConfig, CoTeachingTrainer  # noqa: E402
 from hf_mentornet.curricula import curriculum_weights  # noqa: E402
@@ -88,7 +91,7 @@ def digits(size: int = 64, noise: float = 0.0) -> datasets.Dataset:
 
 def image_dataset(size: int = 40) -> datasets.Dataset:
     data = load_digits()
-    images = [(image * 16).astype(np.uint8) for image in data.images[:size]]
+    images = [(image * 255 / 16).astype(np.uint8) for image in data.images[:size]]
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(num_classes=10)})
     return datasets.Dataset.from_dict({"image": images, "label": data.target[:size].tolist()}, features=features)
 
@@ -337,10 +340,24 @@ for name, value in (
     ("curriculum_update_at", [0.9, 0.2]),
     ("curriculum_update_steps", 0),
     ("closed_form_lambda2", -1.0),
+    ("burn_in_steps", -3),
+    ("burn_in_steps", 2.5),
+    ("burn_in_epochs", math.nan),
+    ("example_dropout_schedule", [[0.5, math.nan], [0.1, 100]]),
+    ("example_dropout_schedule_unit", "minutes"),
 ):
     case("arguments", f"{name}={value!r}", "error", name)(
         lambda tmp, n=name, v=value: MentorNetTrainingArguments(**settings(tmp), **{n: v})
     )
+case("arguments", "burn-in as a fraction and in steps", "error", "burn_in")(
+    lambda tmp: MentorNetTrainingArguments(**settings(tmp), burn_in_fraction=0.2, burn_in_steps=10)
+)
+case("arguments", "a dropout unit of steps without a schedule", "error", "example_dropout_schedule")(
+    lambda tmp: MentorNetTrainingArguments(**settings(tmp), example_dropout_schedule_unit="steps")
+)
+case("trainer", "burn-in in epochs over a stream", "error", "burn_in_epochs")(
+    lambda tmp: mentornet_trainer(tmp, train_dataset=digits().to_iterable_dataset(), burn_in_epochs=1.0)
+)
 case("arguments", "lr_decay_at with lr_scheduler_type=cosine", "error", "lr_decay_at")(
     lambda tmp: MentorNetTrainingArguments(**settings(tmp), lr_decay_at=[0.5], lr_scheduler_type="cosine")
 )
@@ -558,6 +575,73 @@ for argv, names in (
     case("cli", " ".join(argv).replace("{tmp}/", "").replace("{tmp}", "DIR"), "error", names)(
         lambda tmp, a=argv: run_cli(*[part.replace("{tmp}", str(tmp)) for part in a])
     )
+
+
+# ---- Data whose labels came noisy ----
+
+
+def crowd_labelled() -> datasets.Dataset:
+    """40 images of 10 classes, every 4th label wrong, every 2nd row verified (-1 elsewhere)."""
+    base = image_dataset(40)
+    rows = np.arange(len(base))
+    truth = np.asarray(base["label"])
+    given = np.where(rows % 4 == 0, (truth + 1) % 10, truth)
+    verified = np.where(rows % 2 == 0, truth, -1)
+    return base.remove_columns("label").add_column("label", given.tolist()).add_column("verified", verified.tolist())
+
+
+case("noisy data", "an unverified sentinel that is a class id", "error", "unverified_label")(
+    lambda tmp: with_verified_labels(crowd_labelled(), "verified", unverified_label=0)
+)
+case("noisy data", "verified labels outside the classes", "error", "verified_label_column")(
+    lambda tmp: with_verified_labels(
+        crowd_labelled().map(lambda row: {"verified": row["verified"] + 7 if row["verified"] >= 0 else -1}), "verified"
+    )
+)
+case("noisy data", "string labels without a ClassLabel", "error", "class_encode_column")(
+    lambda tmp: with_verified_labels(crowd_labelled().cast_column("label", datasets.Value("string")), "verified")
+)
+case("noisy data", "verified labels as strings", "error", "verified_label_column")(
+    lambda tmp: with_verified_labels(crowd_labelled().cast_column("verified", datasets.Value("string")), "verified")
+)
+case("noisy data", "a verified column with no verified row", "error", "verified_label_column")(
+    lambda tmp: with_verified_labels(crowd_labelled().map(lambda row: {"verified": -1}), "verified")
+)
+case("noisy data", "a clean_label column of the user's", "error", "clean_label")(
+    lambda tmp: with_verified_labels(crowd_labelled().rename_column("verified", "clean_label"), "clean_label")
+)
+
+
+@case("noisy data", "unverified rows missing (None) instead of -1", "correct")
+def _(tmp):
+    data = crowd_labelled()
+    missing = data.map(lambda row: {"verified": None if row["verified"] < 0 else row["verified"]})
+    return (
+        with_verified_labels(missing, "verified")["clean_label"]
+        == with_verified_labels(data, "verified")["clean_label"]
+    )
+
+
+@case("noisy data", "a student with another number of outputs than classes", "error", "outputs")
+def _(tmp):
+    noisy = datasets.DatasetDict({"train": with_verified_labels(crowd_labelled(), "verified")})
+    student = build_student("transformers/resnet", 7, embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1])
+    train_method("plain", noisy, lambda: student, settings(tmp), test_split=None)
+
+
+@case("noisy data", "a pretrained checkpoint whose head has another size", "error", "ignore_mismatched_sizes")
+def _(tmp):
+    build_student("transformers/resnet", 7, embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1]).save_pretrained(
+        tmp / "seven"
+    )
+    build_student(str(tmp / "seven"), 4)
+
+
+@case("noisy data", "mentornet-dd with no verified row to estimate the noise", "error", "method")
+def _(tmp):
+    noisy = datasets.DatasetDict({"train": with_verified_labels(crowd_labelled())})
+    student = build_student("transformers/resnet", 10, embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1])
+    train_method("mentornet-dd", noisy, lambda: student, settings(tmp), test_split=None)
 
 
 # ---- The recipes ----

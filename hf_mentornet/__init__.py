@@ -20,7 +20,7 @@ from .label_issues import LabelIssueAggregates, rank_label_issues
 from .learning import learn_data_driven_curriculum, learn_from_records, learn_predefined
 from .methods import METHODS, train_method
 from .modeling_mentornet import MentorNetModel, MentorNetOutput
-from .noise import add_sample_index, inject_label_noise, noise_report
+from .noise import UNVERIFIED_LABEL, add_sample_index, inject_label_noise, noise_report, with_verified_labels
 from .plotting import plot_curriculum
 from .students import build_student
 from .trainer import MentorNetTrainer
@@ -50,6 +50,7 @@ __all__ = [
     "RobustLossTrainer",
     "SelfPacedConfig",
     "SelfPacedTrainer",
+    "UNVERIFIED_LABEL",
     "WeightedLossArguments",
     "WeightedLossTrainer",
     "add_sample_index",
@@ -71,4 +72,5 @@ __all__ = [
     "shipped_curricula",
     "train_method",
     "with_image_transform",
+    "with_verified_labels",
 ]

@@ -3,6 +3,7 @@ the curriculum was learned."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from transformers import PretrainedConfig
@@ -14,13 +15,15 @@ DD_DROPOUT_SCHEDULE = [[0.5, 17], [0.05, 78], [0.9, 5]]
 PD_DROPOUT_SCHEDULE = [[0.5, 17], [0.05, 83]]
 
 
-def validate_dropout_schedule(schedule: list[list[float]] | None) -> None:
-    """Check an example-dropout schedule: (rate, percent) pairs, rates in [0, 1), percents summing to 100."""
+def validate_dropout_schedule(schedule: list[list[float]] | None, *, in_percent: bool = True) -> None:
+    """Check an example-dropout schedule: (rate, length) pairs, rates in [0, 1), lengths positive and, in percent of
+    training (`in_percent`), summing to 100 (in steps or epochs the last rate holds to the end)."""
     if schedule is None:
         return
+    length = "percent" if in_percent else "length"
     if not isinstance(schedule, list | tuple):
         raise ValueError(
-            f"`example_dropout_schedule`={schedule!r} must be a list of (rate, percent) pairs, e.g. [[0.5, 17], "
+            f"`example_dropout_schedule`={schedule!r} must be a list of (rate, {length}) pairs, e.g. [[0.5, 17], "
             "[0.05, 83]]."
         )
     total = 0.0
@@ -31,16 +34,17 @@ def validate_dropout_schedule(schedule: list[list[float]] | None) -> None:
             and all(isinstance(value, int | float) and not isinstance(value, bool) for value in pair)
         ):
             raise ValueError(
-                f"`example_dropout_schedule`={schedule!r}: each entry must be a (rate, percent) pair of numbers, got "
+                f"`example_dropout_schedule`={schedule!r}: each entry must be a (rate, {length}) pair of numbers, got "
                 f"{pair!r}."
             )
         rate, percent = pair
-        if not 0.0 <= rate < 1.0 or percent <= 0:
+        if not (0.0 <= rate < 1.0 and 0.0 < percent < math.inf):
             raise ValueError(
-                f"`example_dropout_schedule`={schedule!r}: rates must be in [0, 1) and percents positive, got {pair!r}."
+                f"`example_dropout_schedule`={schedule!r}: rates must be in [0, 1) and {length}s positive and finite, "
+                f"got {pair!r}."
             )
         total += percent
-    if abs(total - 100.0) > 1e-6:
+    if in_percent and abs(total - 100.0) > 1e-6:
         raise ValueError(
             f"`example_dropout_schedule`={schedule!r} covers {total:g}% of training; the percents must sum to 100, "
             "e.g. [[0.5, 17], [0.05, 83]]."

@@ -18,6 +18,7 @@ from typing import Any
 
 import datasets
 import numpy as np
+import torch
 from torch import nn
 from transformers import EvalPrediction, TrainerCallback, set_seed
 from transformers.utils import logging
@@ -29,9 +30,11 @@ from .baselines import (
     RobustLossTrainer,
     SelfPacedTrainer,
 )
+from .configuration_mentornet import MentorNetConfig
 from .data import MentorNetCollator, image_transforms, with_image_transform
-from .hub import load_curriculum, shipped_curricula
+from .hub import resolve_curriculum_path, shipped_curricula
 from .metrics import load_metric
+from .students import student_logits
 from .trainer import MentorNetTrainer
 from .weighted_trainer import WeightedLossArguments, WeightedLossTrainer
 
@@ -116,7 +119,7 @@ def dd_curriculum(noise_rate: float) -> str:
     """The shipped data-driven curriculum for data with `noise_rate` corrupted labels: the one learned at the
     nearest noise rate (the paper learns one DD per noise rate; `mentornet-dd` is the 0.4 one)."""
     learned_at = {
-        load_curriculum(name).config.learned_from["noise_rates"][0]: name
+        MentorNetConfig.from_pretrained(resolve_curriculum_path(name)).learned_from["noise_rates"][0]: name
         for name in shipped_curricula()
         if name.startswith("mentornet-dd")
     }
@@ -132,19 +135,27 @@ def method_arguments(
     name: str,
     settings: dict[str, Any] | WeightedLossArguments,
     *,
-    corrupted_fraction: float,
+    corrupted_fraction: float | None,
     overrides: dict[str, Any] | None = None,
 ) -> WeightedLossArguments:
     """The arguments of method `name`: its trainer's arguments class, from `settings` (keyword arguments of that
     class, or an instance of it), with the method's overrides and then `overrides`. `corrupted_fraction`, the share
-    of corrupted training labels, picks the DD curriculum ([`dd_curriculum`]) and is co-teaching's forget rate
-    unless `settings` set `co_teaching_forget_rate` (Han et al. assume the noise rate known)."""
+    of corrupted training labels (None: not known), picks the DD curriculum ([`dd_curriculum`]) and is co-teaching's
+    forget rate unless `settings` set `co_teaching_forget_rate` (Han et al. assume the noise rate known)."""
     if name not in METHODS:
         raise ValueError(f"`method`={name!r} is not a method; use one of {list(METHODS)}.")
     method = METHODS[name]
     args_class = method.trainer_class.args_class
     given = vars(settings) if isinstance(settings, WeightedLossArguments) else settings
     method_overrides = dict(method.overrides)
+    needs_rate = name == "mentornet-dd" or (name == "co-teaching" and given.get("co_teaching_forget_rate") is None)
+    if needs_rate and corrupted_fraction is None:
+        raise ValueError(
+            f"`method`={name!r} needs the share of wrong labels (to pick the DD curriculum learned at the nearest "
+            "noise rate / co-teaching's forget rate), which is not known for this data: give verified labels for some "
+            "rows (they estimate it), set `co_teaching_forget_rate`, or use `method`='mentornet' with a `curriculum` "
+            "(e.g. 'mentornet-dd', learned at noise rate 0.4)."
+        )
     if name == "mentornet-dd":
         method_overrides["curriculum"] = dd_curriculum(corrupted_fraction)
     if name == "co-teaching" and given.get("co_teaching_forget_rate") is None:
@@ -204,7 +215,7 @@ class RunSummary:
         history = trainer.state.log_history
         accuracies = [entry["eval_top1_accuracy"] for entry in history if "eval_top1_accuracy" in entry]
         top5 = [entry["eval_top5_accuracy"] for entry in history if "eval_top5_accuracy" in entry]
-        first_step = trainer.burn_in_fraction * trainer.state.max_steps
+        first_step = trainer.burn_in_steps
 
         def after_burn_in(key: str) -> float:
             values = [entry[key] for entry in history if key in entry and entry["step"] > first_step]
@@ -231,6 +242,33 @@ def _num_labels(split: datasets.Dataset, label_column: str) -> int:
     return int(max(split[label_column])) + 1
 
 
+def _verified_rows(train: datasets.Dataset, label_column: str) -> dict[str, np.ndarray] | None:
+    """The rows whose `clean_label` is known (not -1) and whether their label is wrong; None without any."""
+    if "clean_label" not in train.column_names:
+        return None
+    columns = train.with_format("numpy", columns=[label_column, "clean_label"])[:]
+    rows = np.flatnonzero(columns["clean_label"] >= 0)
+    if not len(rows):
+        return None
+    return {"rows": rows, "wrong": columns[label_column][rows] != columns["clean_label"][rows]}
+
+
+def _check_student_outputs(student: nn.Module, train: datasets.Dataset, num_labels: int) -> None:
+    """Refuse a student whose number of outputs is not the data's number of classes (one forward on one image)."""
+    pixel_values = torch.as_tensor(train[0]["pixel_values"])[None]
+    training = student.training
+    with torch.no_grad():
+        outputs = student_logits(student.eval(), pixel_values).shape[-1]
+    student.train(training)
+    if outputs != num_labels:
+        raise ValueError(
+            f"The student has {outputs} outputs, but the data has {num_labels} classes. Build it with "
+            f"num_labels={num_labels} (timm: num_classes={num_labels}); a pretrained checkpoint with another head is "
+            f"re-headed with `from_pretrained(..., num_labels={num_labels}, ignore_mismatched_sizes=True)` (timm: "
+            "`model.reset_classifier(...)`)."
+        )
+
+
 def train_method(
     name: str,
     noisy: datasets.DatasetDict,
@@ -246,10 +284,15 @@ def train_method(
     callbacks: list[TrainerCallback] | None = None,
     curriculum_update_size: int = 0,
     curriculum_update_seed: int = 0,
+    curriculum_update_dataset: datasets.Dataset | None = None,
+    corrupted_fraction: float | None = None,
 ) -> tuple[RunSummary, WeightedLossTrainer]:
-    """Train `student_factory()` with method `name` on `noisy[train_split]` (noisy labels with `clean_label`,
-    `is_noisy` and `sample_index`, as [`inject_label_noise`] leaves them), evaluating on `noisy[test_split]` every
-    epoch.
+    """Train `student_factory()` with method `name` on `noisy[train_split]`, evaluating on `noisy[test_split]` every
+    epoch. The training split holds noisy labels with `sample_index` and the truth where it is known: `clean_label`
+    and `is_noisy` for every row, as [`inject_label_noise`] leaves them, or `clean_label` for the verified rows only
+    (-1 elsewhere), as [`with_verified_labels`] leaves data that came noisy. The share of wrong labels (which picks
+    the DD curriculum and co-teaching's forget rate) is `corrupted_fraction` if given, else `is_noisy`'s, else the
+    verified rows'.
 
     Args:
         name: a key of [`METHODS`].
@@ -263,8 +306,14 @@ def train_method(
             `in_chans`; see [`image_transforms`]).
         curriculum_update_size: with `curriculum_update_at`, the data-driven update (Algorithm 1 step 6)
             re-learns the MentorNet from the student's losses on this many training samples whose clean labels it
-            is told: the paper's D', drawn at random with `curriculum_update_seed`. 0: the update re-fits the
-            curriculum's predefined formula instead (see [`MentorNetTrainer`]).
+            is told: the paper's D', drawn at random with `curriculum_update_seed` among the rows whose
+            `clean_label` is known. 0: the update re-fits the curriculum's predefined formula instead (see
+            [`MentorNetTrainer`]).
+        curriculum_update_dataset: instead of `curriculum_update_size`, the samples (noisy `label_column` and
+            `clean_label`, e.g. a separate verified split) the data-driven update learns from; the eval transform
+            is applied to them.
+        corrupted_fraction: the share of wrong training labels when it is known otherwise (e.g. estimated on a
+            separate verified split).
 
     Returns:
         The [`RunSummary`] and the trainer (for saving the student, records, label issues).
@@ -273,19 +322,30 @@ def train_method(
         if split is not None and split not in noisy:
             raise ValueError(f"The dataset has no split {split!r}; its splits are {list(noisy)}.")
     train = noisy[train_split]
-    if "is_noisy" not in train.column_names:
+    method = METHODS.get(name)  # an unknown name is refused by method_arguments
+    if method is not None and method.clean_only and "is_noisy" not in train.column_names:
         raise ValueError(
-            f"`noisy[{train_split!r}]` has no `is_noisy` column: inject the noise with `inject_label_noise`, which "
-            "keeps the clean labels and flags the corrupted ones."
+            f"`method`={name!r} trains on the rows whose label is right, but `noisy[{train_split!r}]` has no "
+            "`is_noisy` column that says which: inject the noise with `inject_label_noise`, which keeps the clean "
+            "labels and flags the corrupted ones."
         )
-    is_noisy = np.asarray(train["is_noisy"], dtype=bool)
+    verified = _verified_rows(train, label_column)
+    if "is_noisy" in train.column_names:
+        is_noisy = np.asarray(train["is_noisy"], dtype=bool)
+    if corrupted_fraction is None and "is_noisy" in train.column_names:
+        corrupted_fraction = float(is_noisy.mean())
+    elif corrupted_fraction is None and verified is not None:
+        corrupted_fraction = float(verified["wrong"].mean())
+        logger.info(
+            f"{corrupted_fraction:.1%} of the {len(verified['rows'])} verified training rows have a wrong label: "
+            "the estimated noise rate."
+        )
     args = method_arguments(
         name,
         settings,
-        corrupted_fraction=float(is_noisy.mean()),
+        corrupted_fraction=corrupted_fraction,
         overrides={"eval_strategy": "no" if test_split is None else "epoch"},
     )
-    method = METHODS[name]
     if method.clean_only:
         # The ceiling of a perfect curriculum: the same student on the correctly labelled samples only.
         train = train.select(np.flatnonzero(~is_noisy)).flatten_indices()
@@ -309,19 +369,34 @@ def train_method(
 
     train_for_eval = prepared(train, train=False)
     extra: dict[str, Any] = {"label_issues_dataset": train_for_eval} if args.label_issues else {}
-    if curriculum_update_size:
+    if curriculum_update_size or curriculum_update_dataset is not None:
+        given = (
+            f"`curriculum_update_size`={curriculum_update_size!r}"
+            if curriculum_update_size
+            else "`curriculum_update_dataset`"
+        )
         if not (method.trainer_class is MentorNetTrainer and args.curriculum_update_at):
             raise ValueError(
-                f"`curriculum_update_size`={curriculum_update_size!r} needs a MentorNet method with "
-                f"`curriculum_update_at` (got method {name!r}); e.g. curriculum_update_at=[0.21, 0.75]."
+                f"{given} needs a MentorNet method with `curriculum_update_at` (got method {name!r}); e.g. "
+                "curriculum_update_at=[0.21, 0.75]."
             )
-        if not 0 < curriculum_update_size <= len(train):
+    if curriculum_update_size and curriculum_update_dataset is not None:
+        raise ValueError(
+            "Both `curriculum_update_size` and `curriculum_update_dataset` are given; the update learns from one: "
+            "drop one of them."
+        )
+    if curriculum_update_size:
+        known = np.arange(len(train)) if verified is None else verified["rows"]
+        if "clean_label" not in train.column_names or not 0 < curriculum_update_size <= len(known):
             raise ValueError(
-                f"`curriculum_update_size`={curriculum_update_size!r} must be in 1..{len(train)} (the training "
-                f"samples), e.g. {max(1, len(train) // 10)} (a tenth, as the paper)."
+                f"`curriculum_update_size`={curriculum_update_size!r} must be in 1..{len(known)} (the training "
+                f"samples whose clean label is known), e.g. {max(1, len(known) // 10)}."
             )
-        rows = np.random.default_rng(curriculum_update_seed).permutation(len(train))[:curriculum_update_size]
+        rows = np.random.default_rng(curriculum_update_seed).permutation(known)[:curriculum_update_size]
         extra["curriculum_update_dataset"] = train_for_eval.select(rows)
+    if curriculum_update_dataset is not None:
+        extra["curriculum_update_dataset"] = prepared(curriculum_update_dataset, train=False)
+    _check_student_outputs(base_student, train_for_eval, _num_labels(train, label_column))
     trainer = method.trainer_class(
         model=student,
         args=args,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, logging
 
 from .configuration_mentornet import MentorNetConfig
 from .hub import model_card, push_curriculum_to_hub, resolve_curriculum_path
@@ -31,6 +33,19 @@ class MentorNetOutput(ModelOutput):
 
     logits: torch.FloatTensor | None = None
     weights: torch.FloatTensor | None = None
+
+
+@contextlib.contextmanager
+def _without_progress_bars() -> Iterator[None]:
+    """transformers draws a progress bar for every load and save; for a MentorNet of a few kB (at every checkpoint)
+    they are only noise on the console."""
+    enabled = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            logging.enable_progress_bar()
 
 
 class MentorNetPreTrainedModel(PreTrainedModel):
@@ -57,7 +72,8 @@ class MentorNetPreTrainedModel(PreTrainedModel):
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any, **kwargs: Any):
         """As [`PreTrainedModel.from_pretrained`], and also takes the name of a shipped curriculum
         (see [`shipped_curricula`]), which loads offline."""
-        return super().from_pretrained(resolve_curriculum_path(pretrained_model_name_or_path), *args, **kwargs)
+        with _without_progress_bars():
+            return super().from_pretrained(resolve_curriculum_path(pretrained_model_name_or_path), *args, **kwargs)
 
 
 class MentorNetModel(MentorNetPreTrainedModel):
@@ -171,7 +187,8 @@ class MentorNetModel(MentorNetPreTrainedModel):
         directory's name), so the card goes with it."""
         push_to_hub = kwargs.pop("push_to_hub", False)
         repo_id = kwargs.pop("repo_id", None)
-        super().save_pretrained(save_directory, *args, **kwargs)
+        with _without_progress_bars():
+            super().save_pretrained(save_directory, *args, **kwargs)
         model_id = repo_id or os.fspath(save_directory)
         Path(save_directory, "README.md").write_text(model_card(self.config, model_id), encoding="utf-8")
         if push_to_hub:

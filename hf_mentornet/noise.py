@@ -53,6 +53,8 @@ __all__ = [
     "inject_label_noise",
     "noise_report",
     "save_noise_report",
+    "UNVERIFIED_LABEL",
+    "with_verified_labels",
 ]
 
 logger = logging.getLogger(__name__)
@@ -236,6 +238,120 @@ def inject_label_noise(
         IS_NOISY_COLUMN: _ours(Value("bool")),
     }
     return add_sample_index(_set_columns(dataset, columns, features))
+
+
+UNVERIFIED_LABEL = -1
+"""The `clean_label` of a row whose true label is not known (data that came noisy, see [`with_verified_labels`]): the
+trainers leave such rows out of the selection metrics, and a data-driven curriculum never learns from them."""
+
+
+def with_verified_labels(
+    dataset: Dataset,
+    verified_label_column: str | None = None,
+    *,
+    label_column: str = "label",
+    unverified_label: int | None = UNVERIFIED_LABEL,
+    num_classes: int | None = None,
+) -> Dataset:
+    """
+    Prepare a dataset whose labels are already noisy (crowd-sourced, web-crawled: CIFAR-10N, Clothing1M,
+    Food-101N...) for the trainers: `label_column` is kept as it is (the given, possibly wrong labels); a stable
+    `sample_index` is added (see [`add_sample_index`]); and, from `verified_label_column` (labels checked by a person
+    for some of the rows), a `clean_label` column: the verified label where there is one, [`UNVERIFIED_LABEL`] (-1)
+    elsewhere. The user's columns are never changed.
+
+    Args:
+        dataset (`Dataset`): the data (one split).
+        verified_label_column (`str`, *optional*): the column of verified labels: class ids of `label_column`'s
+            classes (integers, or the same `ClassLabel`), missing or `unverified_label` for a row nobody verified.
+            None: no row is verified (no `clean_label` is added).
+        label_column (`str`, *optional*, defaults to `"label"`): the given labels, integer or `ClassLabel`.
+        unverified_label (`int`, *optional*, defaults to -1): the value of `verified_label_column` that marks an
+            unverified row. It must not be a class id.
+        num_classes (`int`, *optional*): inferred from a `ClassLabel`, else the largest label + 1.
+
+    Returns:
+        `Dataset`: the dataset with `sample_index` and, with `verified_label_column`, `clean_label`.
+    """
+    if not isinstance(dataset, Dataset):
+        raise TypeError(
+            f"`dataset` is a {type(dataset).__name__}; pass one split as a datasets.Dataset (a stream's verified rows "
+            "cannot be checked before training)."
+        )
+    if len(dataset) == 0:
+        raise ValueError("`dataset` has no rows; pass a non-empty dataset.")
+    feature = _label_feature(dataset.features, label_column)
+    if CLEAN_LABEL_COLUMN in dataset.column_names and getattr(dataset.features[CLEAN_LABEL_COLUMN], "id", None) != (
+        OWN_FEATURE_ID
+    ):
+        raise ValueError(
+            f"The dataset has its own `{CLEAN_LABEL_COLUMN}` column, where the verified labels would go. Rename it, "
+            f"e.g. `dataset.rename_column('{CLEAN_LABEL_COLUMN}', 'verified_label')`, and pass "
+            "`verified_label_column='verified_label'`."
+        )
+    dataset = dataset.flatten_indices() if dataset._indices is not None else dataset
+    labels = dataset.data.column(label_column)
+    if labels.null_count:
+        raise ValueError(f"`{label_column}` has {labels.null_count} missing labels; drop or fill those rows first.")
+    labels = labels.to_numpy().astype(np.int64)
+    m = _num_classes(feature, num_classes, None, labels)
+    _check_labels(labels, m, label_column)
+    if verified_label_column is None:
+        return add_sample_index(dataset)
+    if verified_label_column not in dataset.column_names:
+        raise ValueError(
+            f"`verified_label_column`={verified_label_column!r} is not a column of the dataset, whose columns are "
+            f"{dataset.column_names}."
+        )
+    verified_feature = dataset.features[verified_label_column]
+    if isinstance(verified_feature, ClassLabel):
+        if not isinstance(feature, ClassLabel) or verified_feature.names != feature.names:
+            raise ValueError(
+                f"`verified_label_column`={verified_label_column!r} is a ClassLabel of other classes than "
+                f"`label_column`={label_column!r}; cast it to the label column's: "
+                f"`dataset.cast_column({verified_label_column!r}, dataset.features[{label_column!r}])`."
+            )
+    elif not (isinstance(verified_feature, Value) and pa.types.is_integer(verified_feature.pa_type)):
+        raise TypeError(
+            f"`verified_label_column`={verified_label_column!r} has feature {verified_feature}, not class ids; cast it "
+            f"to the label column's classes, e.g. `dataset.cast_column({verified_label_column!r}, "
+            f"dataset.features[{label_column!r}])` for class names."
+        )
+    if unverified_label is not None and (
+        not isinstance(unverified_label, numbers.Integral) or isinstance(unverified_label, bool)
+    ):
+        raise ValueError(f"`unverified_label`={unverified_label!r} must be an integer, e.g. -1, or None.")
+    if unverified_label is not None and 0 <= unverified_label < m:
+        raise ValueError(
+            f"`unverified_label`={unverified_label} is a class id (the classes are 0..{m - 1}), so a verified row of "
+            f"class {unverified_label} could not be told from an unverified one; mark unverified rows with a value "
+            "outside the classes, e.g. -1, or leave them missing (None)."
+        )
+    column = dataset.data.column(verified_label_column)
+    present = ~column.is_null().to_numpy(zero_copy_only=False)
+    verified = column.fill_null(UNVERIFIED_LABEL if unverified_label is None else unverified_label)
+    verified = verified.to_numpy().astype(np.int64)
+    known = present & (verified != unverified_label)
+    outside = verified[known & ((verified < 0) | (verified >= m))]
+    if outside.size:
+        raise ValueError(
+            f"`verified_label_column`={verified_label_column!r} has {outside.size} values outside the classes "
+            f"0..{m - 1} that are not the unverified mark `unverified_label`={unverified_label}, such as "
+            f"{int(outside[0])}: fix those rows, or pass the mark they use as `unverified_label`."
+        )
+    if not known.any():
+        raise ValueError(
+            f"`verified_label_column`={verified_label_column!r} has no verified row (all missing or "
+            f"`unverified_label`={unverified_label}); check the column and the mark, or pass "
+            "`verified_label_column=None`."
+        )
+    clean = np.where(known, verified, UNVERIFIED_LABEL)
+    logger.info(
+        f"{int(known.sum())} of {len(known)} rows verified; {int((clean[known] != labels[known]).sum())} of them "
+        "have a wrong label."
+    )
+    clean_feature = _ours(Value("int64"))
+    return add_sample_index(_set_columns(dataset, {CLEAN_LABEL_COLUMN: clean}, {CLEAN_LABEL_COLUMN: clean_feature}))
 
 
 def noise_report(

@@ -149,8 +149,9 @@ def plot_weights_over_training(
                 by_epoch.setdefault(epoch, {}).setdefault(key, []).append(entry[key])
     if not any("mentornet/mean_weight_clean" in values for values in by_epoch.values()):
         logger.warning(
-            f"No figure at {os.fspath(path)!r}: the run logged no `mentornet/mean_weight_clean` (its data needs a "
-            "`clean_label` column, see hf_mentornet.inject_label_noise, and a logging step after burn-in)."
+            f"No figure at {os.fspath(path)!r}: the run logged no `mentornet/mean_weight_clean`. It needs a "
+            "`clean_label` column (hf_mentornet.inject_label_noise, or with_verified_labels for verified rows) and a "
+            "logging step after burn-in (lower `logging_steps`)."
         )
         return None
     figure = Figure(figsize=(6, 4), layout="constrained")

@@ -30,7 +30,8 @@ def build_student(
             `"timm/<model>"` (e.g. `"timm/resnet18"`, `"timm/inception_resnet_v2"`) for a timm model,
             `"transformers/<model_type>"` (e.g. `"transformers/resnet"`) for a transformers image classifier built
             from its default configuration, or a local directory / Hub id holding a transformers checkpoint
-            (loaded with `from_pretrained`, the classification head resized to `num_labels`).
+            (loaded with `from_pretrained`; a head of another size than `num_labels` is an error unless
+            `ignore_mismatched_sizes=True` is passed, which gives it a new head).
         num_labels (`int`): number of classes.
         num_channels (`int`, *optional*, defaults to 3): input channels (1 for grayscale data).
         pretrained (`bool`, *optional*, defaults to `False`): load timm's pretrained weights (needs the Hub).
@@ -56,9 +57,15 @@ def build_student(
         config = AutoConfig.for_model(model_name, num_labels=num_labels, num_channels=num_channels, **model_kwargs)
         return AutoModelForImageClassification.from_config(config)
     try:
-        return AutoModelForImageClassification.from_pretrained(
-            name, num_labels=num_labels, ignore_mismatched_sizes=True, **model_kwargs
-        )
+        return AutoModelForImageClassification.from_pretrained(name, num_labels=num_labels, **model_kwargs)
+    except RuntimeError as error:
+        if "ignore_mismatched_sizes" not in str(error):
+            raise
+        raise ValueError(
+            f"`student`={name!r} is a checkpoint whose classifier head has another number of classes than the data's "
+            f"{num_labels}. To fine-tune it on these classes with a new, randomly initialised head, pass "
+            "`ignore_mismatched_sizes=True` (recipes: --student_kwargs '{\"ignore_mismatched_sizes\": true}')."
+        ) from error
     except OSError as error:
         raise ValueError(
             f"`student`={name!r} is neither 'timm/<model>', 'transformers/<model_type>', a local checkpoint "

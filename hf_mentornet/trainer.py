@@ -15,10 +15,11 @@ import torch
 from accelerate.utils import broadcast
 from torch import nn
 from transformers import PreTrainedModel
+from transformers.trainer_utils import has_length
 from transformers.utils import logging
 
 from .configuration_mentornet import MentorNetConfig
-from .hub import load_curriculum
+from .hub import load_curriculum, save_curriculum
 from .learning import learn_from_records, learn_predefined
 from .modeling_mentornet import MentorNetModel
 from .training_args import CURRICULUM_SETTINGS, MentorNetTrainingArguments
@@ -115,8 +116,9 @@ class MentorNetTrainer(WeightedLossTrainer):
             )
         # "None: the curriculum's value", resolved here once, on a copy of the caller's arguments.
         args = copy.copy(args)
+        burn_in_given = args.burn_in_steps is not None or args.burn_in_epochs is not None
         for name in CURRICULUM_SETTINGS:
-            if getattr(args, name) is None:
+            if getattr(args, name) is None and not (name == "burn_in_fraction" and burn_in_given):
                 setattr(args, name, getattr(config, name))
         self.curriculum_update_dataset = curriculum_update_dataset
         self._initial_curriculum = None if self.curriculum is None else curriculum_fingerprint(self.curriculum)
@@ -145,16 +147,41 @@ class MentorNetTrainer(WeightedLossTrainer):
                 "count": 0,
             }
         self._batch_mean_weight = torch.ones((), device=device)  # of the last global batch, for "weight_sum"
-        # Cumulative (end percent, rate) of the example-dropout schedule.
+        # Optimizer steps per epoch, known once training starts (`set_initial_training_values`).
+        self._update_steps_per_epoch: int | None = None
+        if self.args.burn_in_epochs is not None or self.args.example_dropout_schedule_unit == "epochs":
+            if not has_length(self.train_dataset):
+                raise ValueError(
+                    "`burn_in_epochs` / `example_dropout_schedule_unit`='epochs' count epochs, which a `train_dataset` "
+                    "without a length (a stream) does not have: give them in steps (`burn_in_steps`, "
+                    "`example_dropout_schedule_unit`='steps')."
+                )
+        # Cumulative (end, rate) of the example-dropout schedule, the ends in its unit.
         self._dropout_boundaries = []
         end = 0.0
         for rate, percent in self.args.example_dropout_schedule or []:
             end += percent
             self._dropout_boundaries.append((end, rate))
 
+    def set_initial_training_values(self, args: Any, dataloader: Any) -> tuple[Any, ...]:
+        values = super().set_initial_training_values(args, dataloader)
+        self._update_steps_per_epoch = values[1]  # the optimizer steps of one pass over the data
+        return values
+
     @property
-    def burn_in_fraction(self) -> float:
-        return self.args.burn_in_fraction
+    def burn_in_steps(self) -> float:
+        """The burn-in in optimizer steps, from `burn_in_steps`, `burn_in_epochs` or `burn_in_fraction`."""
+        args = self.args
+        if args.burn_in_steps is not None:
+            return float(args.burn_in_steps)
+        if args.burn_in_epochs is not None:
+            return args.burn_in_epochs * self._steps_per_epoch()
+        return args.burn_in_fraction * max(self.state.max_steps, 1)
+
+    def _steps_per_epoch(self) -> int:
+        if self._update_steps_per_epoch is None:
+            raise RuntimeError("The schedules in epochs are known once training has started (`trainer.train()`).")
+        return self._update_steps_per_epoch
 
     # ---- The weights (Algorithm 1) ----
 
@@ -174,7 +201,7 @@ class MentorNetTrainer(WeightedLossTrainer):
         loss_diff = self._update_loss_moving_average(loss, usable, batch["label"], num_classes)
         mentornet_epoch = self._mentornet_epoch(epoch)
 
-        if step < self.args.burn_in_fraction * max_steps:
+        if step < self.burn_in_steps:
             weights = torch.ones_like(loss)
         elif self._closed_form_weights is not None:
             sample_index = required_column(batch, "sample_index", "closed-form")
@@ -182,7 +209,7 @@ class MentorNetTrainer(WeightedLossTrainer):
         else:
             weights = self.curriculum(loss=loss, loss_diff=loss_diff, epoch=mentornet_epoch).weights.to(loss.dtype)
 
-        rate = self._dropout_rate(100.0 * step / max_steps)
+        rate = self._dropout_rate(step, max_steps)
         if rate > 0:
             weights = weights * self._example_dropout_mask(loss.shape[0], rate).to(weights.device)
 
@@ -257,7 +284,7 @@ class MentorNetTrainer(WeightedLossTrainer):
         """The epoch feature the MentorNet is given at training progress `epoch` (clamped to the burn-in epoch
         with `fixed_epoch_after_burn_in`)."""
         if self.args.fixed_epoch_after_burn_in:
-            return min(epoch, math.floor(100 * self.args.burn_in_fraction + 1e-6))
+            return min(epoch, math.floor(100 * self.burn_in_steps / max(self.state.max_steps, 1) + 1e-6))
         return epoch
 
     def _closed_form_step(
@@ -277,9 +304,15 @@ class MentorNetTrainer(WeightedLossTrainer):
         self._closed_form_weights[sample_index] = torch.where(usable, weights, stored)  # no step without a loss
         return weights
 
-    def _dropout_rate(self, percent: float) -> float:
+    def _dropout_rate(self, step: int, max_steps: int) -> float:
+        """The example-dropout rate at `step`, the schedule's lengths read in `example_dropout_schedule_unit`."""
+        unit = self.args.example_dropout_schedule_unit
+        if unit == "percent":
+            position = 100.0 * step / max_steps
+        else:
+            position = step if unit == "steps" else step / self._steps_per_epoch()
         for end, rate in self._dropout_boundaries:
-            if percent < end:
+            if position < end:
                 return rate
         return self._dropout_boundaries[-1][1] if self._dropout_boundaries else 0.0
 
@@ -328,11 +361,12 @@ class MentorNetTrainer(WeightedLossTrainer):
         if self.accelerator.is_main_process:
             if self.curriculum_update_dataset is not None:
                 predictions = self._student_predictions(self.curriculum_update_dataset)
+                verified = predictions["clean_label"] >= 0  # an unverified row (-1) says nothing about its label
                 records = {
-                    "epoch": np.full(len(predictions["loss"]), epoch, dtype=np.int64),
-                    "label": predictions["label"],
-                    "clean_label": predictions["clean_label"],
-                    "loss": predictions["loss"],
+                    "epoch": np.full(int(verified.sum()), epoch, dtype=np.int64),
+                    "label": predictions["label"][verified],
+                    "clean_label": predictions["clean_label"][verified],
+                    "loss": predictions["loss"][verified],
                 }
                 learned, metrics = learn_from_records(
                     records,
@@ -418,8 +452,9 @@ class MentorNetTrainer(WeightedLossTrainer):
             raise damaged_checkpoint_error(resume_from_checkpoint, mentornet_dir, error) from error
 
     def _save_hub_files(self, output_dir: str) -> None:
+        super()._save_hub_files(output_dir)
         if self.curriculum is not None:
-            self.curriculum.save_pretrained(os.path.join(output_dir, MENTORNET_DIR))
+            save_curriculum(self.curriculum, os.path.join(output_dir, MENTORNET_DIR), overwrite=True)
 
     def _model_card_lines(self) -> list[str]:
         args = self.args
@@ -447,10 +482,19 @@ class MentorNetTrainer(WeightedLossTrainer):
             f"- loss percentile: {args.loss_p_percentile}{' per label class' if args.loss_percentile_per_class else ''}"
             f", moving-average decay: {args.loss_moving_average_decay}"
             f"{' (bias-corrected)' if args.loss_moving_average_bias_correction else ''}",
-            f"- burn-in fraction: {args.burn_in_fraction}, fixed epoch after burn-in: {args.fixed_epoch_after_burn_in}",
-            f"- example dropout schedule: {args.example_dropout_schedule}",
+            f"- burn-in: {self._burn_in_text()}, fixed epoch after burn-in: {args.fixed_epoch_after_burn_in}",
+            f"- example dropout schedule: {args.example_dropout_schedule} "
+            f"((rate, {args.example_dropout_schedule_unit}) pairs)",
             f"- curriculum updates at: {list(args.curriculum_update_at)}",
         ]
+
+    def _burn_in_text(self) -> str:
+        args = self.args
+        if args.burn_in_steps is not None:
+            return f"{args.burn_in_steps} steps"
+        if args.burn_in_epochs is not None:
+            return f"{args.burn_in_epochs:g} epochs"
+        return f"{args.burn_in_fraction:.0%} of training"
 
 
 def curriculum_fingerprint(curriculum: MentorNetModel) -> str:

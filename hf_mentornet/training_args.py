@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field, fields
 
 from .configuration_mentornet import validate_dropout_schedule
@@ -12,6 +13,7 @@ __all__ = ["MentorNetTrainingArguments"]
 
 CURRICULUM_TYPES = ("mentornet", "closed-form")
 LOSS_NORMALIZATIONS = ("batch_size", "weight_sum")
+SCHEDULE_UNITS = ("percent", "steps", "epochs")
 # The training settings a curriculum's config recommends; `None` here means "the curriculum's value".
 CURRICULUM_SETTINGS = (
     "loss_p_percentile",
@@ -97,8 +99,21 @@ class MentorNetTrainingArguments(WeightedLossArguments):
     burn_in_fraction: float | None = field(
         default=None,
         metadata={
-            "help": "Fraction of training during which every weight is 1, in [0, 1). None: the curriculum's value."
+            "help": "Fraction of training during which every weight is 1, in [0, 1). None: the curriculum's value "
+            "(unless `burn_in_steps` or `burn_in_epochs` is set)."
         },
+    )
+    burn_in_steps: int | None = field(
+        default=None,
+        metadata={
+            "help": "Burn-in as a number of optimizer steps instead of a fraction of training (as `warmup_steps` is "
+            "to `warmup_ratio`). A curriculum's fraction is made for ~100-epoch training from scratch; a short "
+            "fine-tuning run may want a few steps, or 0."
+        },
+    )
+    burn_in_epochs: float | None = field(
+        default=None,
+        metadata={"help": "Burn-in as a number of epochs (may be fractional) instead of a fraction of training."},
     )
     fixed_epoch_after_burn_in: bool | None = field(
         default=None,
@@ -111,7 +126,17 @@ class MentorNetTrainingArguments(WeightedLossArguments):
         default=None,
         metadata={
             "help": "Example dropout as (rate, percent of training) pairs summing to 100, as a list or as the released "
-            "flag's string '0.5,17,0.05,83'. [[0, 100]] disables it. None: the curriculum's value."
+            "flag's string '0.5,17,0.05,83'. [[0, 100]] disables it. None: the curriculum's value. With "
+            "`example_dropout_schedule_unit` 'steps' or 'epochs' the pairs are (rate, length in that unit) and the "
+            "last rate holds to the end of training."
+        },
+    )
+    example_dropout_schedule_unit: str = field(
+        default="percent",
+        metadata={
+            "help": "The unit of the lengths in `example_dropout_schedule`: 'percent' of training (the curriculum's and "
+            "the released code's), optimizer 'steps', or 'epochs'. 'steps' / 'epochs' need the schedule given here.",
+            "choices": list(SCHEDULE_UNITS),
         },
     )
     loss_percentile_per_class: bool = field(
@@ -187,9 +212,34 @@ class MentorNetTrainingArguments(WeightedLossArguments):
             raise ValueError(f"`loss_moving_average_decay`={self.loss_moving_average_decay!r} must be in [0, 1).")
         if self.burn_in_fraction is not None and not 0.0 <= self.burn_in_fraction < 1.0:
             raise ValueError(f"`burn_in_fraction`={self.burn_in_fraction!r} must be in [0, 1), e.g. 0.2.")
+        burn_ins = {
+            name: getattr(self, name)
+            for name in ("burn_in_fraction", "burn_in_steps", "burn_in_epochs")
+            if getattr(self, name) is not None
+        }
+        if len(burn_ins) > 1:
+            raise ValueError(f"Burn-in is given twice, {burn_ins}: set one of them and leave the others None.")
+        if self.burn_in_steps is not None and (
+            not isinstance(self.burn_in_steps, int) or isinstance(self.burn_in_steps, bool) or self.burn_in_steps < 0
+        ):
+            raise ValueError(f"`burn_in_steps`={self.burn_in_steps!r} must be a whole number of steps >= 0.")
+        if self.burn_in_epochs is not None and not 0.0 <= self.burn_in_epochs < math.inf:
+            raise ValueError(f"`burn_in_epochs`={self.burn_in_epochs!r} must be a number of epochs >= 0, e.g. 1.")
+        if self.example_dropout_schedule_unit not in SCHEDULE_UNITS:
+            raise ValueError(
+                f"`example_dropout_schedule_unit`={self.example_dropout_schedule_unit!r} is not a unit; use one of "
+                f"{list(SCHEDULE_UNITS)}."
+            )
         if isinstance(self.example_dropout_schedule, str):
             self.example_dropout_schedule = parse_dropout_schedule(self.example_dropout_schedule)
-        validate_dropout_schedule(self.example_dropout_schedule)
+        in_percent = self.example_dropout_schedule_unit == "percent"
+        if not in_percent and self.example_dropout_schedule is None:
+            raise ValueError(
+                f"`example_dropout_schedule_unit`={self.example_dropout_schedule_unit!r}, but no "
+                "`example_dropout_schedule` is given (a curriculum's own is in percent): give one, e.g. [[0.5, 100], "
+                "[0.05, 1000]] in steps, or leave the unit 'percent'."
+            )
+        validate_dropout_schedule(self.example_dropout_schedule, in_percent=in_percent)
         fractions = list(self.curriculum_update_at)
         if any(not 0.0 < fraction < 1.0 for fraction in fractions) or fractions != sorted(set(fractions)):
             raise ValueError(

@@ -15,7 +15,7 @@ import shutil
 from collections import defaultdict
 from collections.abc import Sized
 from dataclasses import dataclass, field, fields
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from huggingface_hub import HfApi
 from safetensors.torch import load_file, save_file
+from timm.models._hub import save_config_for_hf  # what timm's own push_to_hf_hub writes
 from torch import nn
 from torch.utils.data import DataLoader
 from transformers import PreTrainedModel, Trainer, TrainerCallback, TrainingArguments
@@ -315,15 +316,10 @@ class WeightedLossTrainer(Trainer):
         return args
 
     @property
-    def burn_in_fraction(self) -> float:
-        """The fraction of training at the start whose weights are all 1 by design: none here."""
+    def burn_in_steps(self) -> float:
+        """The optimizer steps at the start of training whose weights are all 1 by design (a step `s` is in burn-in
+        when `s < burn_in_steps`): none here."""
         return 0.0
-
-    @property
-    def label_issue_window_start(self) -> float:
-        """The fraction of training from which the label-issue ranking averages the weights: the second half, after
-        burn-in."""
-        return max(self.burn_in_fraction, LABEL_ISSUE_WINDOW_START)
 
     def create_scheduler(
         self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None
@@ -511,7 +507,8 @@ class WeightedLossTrainer(Trainer):
         progress = step / max_steps
         if self._label_issue_aggregates is not None:
             sample_index = required_column(batch, "sample_index", "the label-issue ranking (`label_issues=True`)")
-            if progress >= self.label_issue_window_start:
+            # The ranking averages the weights of the second half of training, after burn-in.
+            if step >= max(self.burn_in_steps, LABEL_ISSUE_WINDOW_START * max_steps):
                 self._label_issue_aggregates.add(sample_index, weights, batch["loss"], batch["usable"])
         if self._records is not None:
             required_column(batch, "sample_index", "the student records (`record_student=True`)")
@@ -852,7 +849,19 @@ class WeightedLossTrainer(Trainer):
         ]
 
     def _save_hub_files(self, output_dir: str) -> None:
-        """Write what goes to the Hub with the student besides Trainer's files (subclasses: the curriculum)."""
+        """Write what goes to the Hub with the student besides Trainer's files: for a timm student its timm
+        `config.json`, so that `timm.create_model("hf-hub:<repo>", pretrained=True)` loads it (subclasses add the
+        curriculum)."""
+        student = self.accelerator.unwrap_model(self.model)
+        if not self._student_is_transformers and getattr(student, "pretrained_cfg", None) is not None:
+            save_atomically(os.path.join(output_dir, "config.json"), partial(save_config_for_hf, student))
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """As [`~transformers.Trainer.save_model`]; a final save (not a checkpoint's) also writes what was trained
+        with the student, for [`MentorNetTrainer`] its curriculum in `mentornet/`, as `push_to_hub` uploads it."""
+        super().save_model(output_dir, _internal_call)
+        if not _internal_call and self.args.should_save:
+            self._save_hub_files(output_dir or self.args.output_dir)
 
     def push_to_hub(
         self,

@@ -50,7 +50,15 @@ from dataclasses import dataclass, field
 
 import datasets
 import torch
-from recipe_helpers import CONFIGS_DIR, check_output_dir, parse_args, read_yaml, run_experiment
+from recipe_helpers import (
+    CONFIGS_DIR,
+    check_output_dir,
+    load_dataset_dict,
+    num_classes,
+    parse_args,
+    read_yaml,
+    run_experiment,
+)
 
 from hf_mentornet.methods import METHODS
 from hf_mentornet.plotting import plot_weights_over_training
@@ -110,20 +118,8 @@ def parse_cifar_args(argv: Sequence[str] | None = None) -> tuple[CifarArguments,
 
 
 def load_image_dataset(script_args: CifarArguments, seed: int) -> datasets.DatasetDict:
-    try:
-        dataset = datasets.load_dataset(script_args.dataset)
-    except (FileNotFoundError, ConnectionError, OSError) as error:
-        raise ValueError(
-            f"`dataset`={script_args.dataset!r} could not be loaded ({error}). Offline, pass a local path "
-            "(a folder `datasets.load_dataset` reads, e.g. parquet files with an image and a label column)."
-        ) from error
-    columns = dataset[script_args.train_split].column_names
-    for name, column in (("image_column", script_args.image_column), ("label_column", script_args.label_column)):
-        if column not in columns:
-            raise ValueError(
-                f"`{name}`={column!r} is not a column of {script_args.dataset!r}; its columns are {columns}. "
-                f"Pass --{name} with one of them."
-            )
+    columns = {"image_column": script_args.image_column, "label_column": script_args.label_column}
+    dataset = load_dataset_dict(script_args.dataset, columns, script_args.train_split)
     if script_args.train_subset:
         train = dataset[script_args.train_split].shuffle(seed=seed).select(range(script_args.train_subset))
         dataset[script_args.train_split] = train.flatten_indices()
@@ -135,10 +131,7 @@ def main(script_args: CifarArguments, training_args: WeightedLossArguments) -> N
         check_output_dir(script_args, training_args)
     with training_args.main_process_first(desc="loading the dataset"):
         dataset = load_image_dataset(script_args, training_args.seed)
-    label_feature = dataset[script_args.train_split].features[script_args.label_column]
-    num_labels = label_feature.num_classes if isinstance(label_feature, datasets.ClassLabel) else None
-    if num_labels is None:
-        num_labels = max(dataset[script_args.train_split][script_args.label_column]) + 1
+    num_labels = num_classes(dataset[script_args.train_split], script_args.label_column)
     student_kwargs = json.loads(script_args.student_kwargs) if script_args.student_kwargs else {}
     if script_args.method == "forgetting" and not any("drop" in name for name in student_kwargs):
         raise ValueError(

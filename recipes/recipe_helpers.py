@@ -99,6 +99,44 @@ def parse_args(
     return tuple(parsed)
 
 
+def load_dataset_dict(path: str, columns: dict[str, str], train_split: str = "train") -> datasets.DatasetDict:
+    """Load a dataset for a recipe: a `save_to_disk` folder, a parquet file or folder of them, a folder
+    `datasets.load_dataset` reads, or a Hub id; check that `train_split` has `columns` (argument name -> column)."""
+    try:
+        if os.path.isdir(path) and os.path.isfile(os.path.join(path, "dataset_dict.json")):
+            dataset = datasets.load_from_disk(path)
+        elif os.path.isdir(path) and os.path.isfile(os.path.join(path, "dataset_info.json")):
+            dataset = datasets.DatasetDict({train_split: datasets.load_from_disk(path)})
+        elif path.endswith(".parquet"):
+            dataset = datasets.load_dataset("parquet", data_files={train_split: path})
+        else:
+            dataset = datasets.load_dataset(path)
+    except (FileNotFoundError, ConnectionError, OSError, ValueError) as error:
+        raise ValueError(
+            f"`dataset`={path!r} could not be loaded ({error}). Offline, pass a local path: a `save_to_disk` folder, "
+            "a parquet file or a folder `datasets.load_dataset` reads (e.g. parquet files with an image and a label "
+            "column)."
+        ) from error
+    if train_split not in dataset:
+        raise ValueError(f"`train_split`={train_split!r} is not a split of {path!r}; its splits are {list(dataset)}.")
+    names = dataset[train_split].column_names
+    for argument, column in columns.items():
+        if column not in names:
+            raise ValueError(
+                f"`{argument}`={column!r} is not a column of {path!r}; its columns are {names}. Pass --{argument} "
+                "with one of them."
+            )
+    return dataset
+
+
+def num_classes(split: datasets.Dataset, label_column: str) -> int:
+    """The number of classes of a label column: its ClassLabel's, else the largest label + 1."""
+    feature = split.features[label_column]
+    if isinstance(feature, datasets.ClassLabel):
+        return feature.num_classes
+    return int(max(split[label_column])) + 1
+
+
 def run_arguments(script_args: Any, training_args: TrainingArguments) -> dict[str, Any]:
     """The arguments that define what a run learns: a recipe's own arguments (a dataclass) and the training
     arguments that change the optimisation or the weighting (not output, logging, saving or resuming)."""

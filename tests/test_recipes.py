@@ -27,7 +27,7 @@ TINY_STUDENT = '{"embedding_size": 8, "hidden_sizes": [8, 16], "depths": [1, 1]}
 def digits_folder(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A local image dataset with the Hub CIFAR-10 schema (`img`, `label`), from 600 real digits."""
     digits = load_digits()
-    images = [PIL.Image.fromarray((image * 16).astype(np.uint8)).convert("RGB") for image in digits.images[:600]]
+    images = [PIL.Image.fromarray((image * 255 / 16).astype(np.uint8)).convert("RGB") for image in digits.images[:600]]
     features = datasets.Features({"img": datasets.Image(), "label": datasets.ClassLabel(num_classes=10)})
     dataset = datasets.Dataset.from_dict({"img": images, "label": digits.target[:600].tolist()}, features=features)
     folder = tmp_path_factory.mktemp("digits") / "data"

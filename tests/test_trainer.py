@@ -10,6 +10,7 @@ import PIL.Image
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import lay_out_as_downloaded
 from sklearn.datasets import load_digits
 from sklearn.metrics import roc_auc_score
 from torch import nn
@@ -203,6 +204,76 @@ def test_burn_in_and_example_dropout(tmp_path):
     trainer._dropout_generator.manual_seed(0)
     trainer.state.global_step = 19
     assert torch.equal(first, trainer.sample_weights(weighting_batch(losses, labels), 10))
+
+
+SAME_SCHEDULE_IN_THREE_UNITS = [
+    # 256 samples in batches of 16: 16 steps an epoch, 32 steps in all.
+    {"burn_in_fraction": 0.5, "example_dropout_schedule": [[0.5, 50], [0.25, 50]]},
+    {
+        "burn_in_steps": 16,
+        "example_dropout_schedule": [[0.5, 16], [0.25, 1]],
+        "example_dropout_schedule_unit": "steps",
+    },
+    {
+        "burn_in_epochs": 1,
+        "example_dropout_schedule": [[0.5, 1], [0.25, 1]],
+        "example_dropout_schedule_unit": "epochs",
+    },
+]
+
+
+def test_burn_in_and_dropout_schedules_in_steps_or_epochs_are_the_same_schedule(tmp_path):
+    """A schedule given as fractions, in steps or in epochs is one schedule: the same weights at every step (the
+    last rate of a schedule in steps / epochs holds to the end)."""
+    runs = []
+    for schedule in SAME_SCHEDULE_IN_THREE_UNITS:
+        trainer = make_trainer(tmp_path, max_steps=32, **{"burn_in_fraction": None, **schedule})
+        seen = []
+        weigh = trainer.sample_weights
+
+        def recording(batch, num_classes, trainer=trainer, seen=seen, weigh=weigh):
+            weights = weigh(batch, num_classes)
+            seen.append((trainer.state.global_step, weights.clone()))
+            return weights
+
+        trainer.sample_weights = recording
+        trainer.train()
+        assert trainer.burn_in_steps == 16
+        runs.append(seen)
+    for step, weights in runs[0]:
+        if step < 16:  # burn-in, dropout 0.5: 8 of 16 keep weight 1
+            assert sorted(weights.tolist()) == [0.0] * 8 + [1.0] * 8
+        else:  # the MentorNet's weights, dropout 0.25: 12 of 16 kept
+            assert int((weights > 0).sum()) == 12 and ((weights > 0) & (weights < 1)).any()
+    for other in runs[1:]:
+        assert [step for step, _ in other] == [step for step, _ in runs[0]]
+        assert all(torch.equal(a, b) for (_, a), (_, b) in zip(runs[0], other, strict=True))
+
+
+def test_schedules_in_steps_or_epochs_refuse_what_they_cannot_read(tmp_path):
+    with pytest.raises(ValueError, match="Burn-in is given twice"):
+        make_args(tmp_path, burn_in_steps=10)  # make_args sets burn_in_fraction=0.0
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match=f"`burn_in_steps`={bad!r} must be a whole number"):
+            make_args(tmp_path, burn_in_fraction=None, burn_in_steps=bad)
+    with pytest.raises(ValueError, match="`burn_in_epochs`=nan"):
+        make_args(tmp_path, burn_in_fraction=None, burn_in_epochs=math.nan)
+    with pytest.raises(ValueError, match="no `example_dropout_schedule` is given"):
+        make_args(tmp_path, example_dropout_schedule=None, example_dropout_schedule_unit="steps")
+    with pytest.raises(ValueError, match="`example_dropout_schedule_unit`='minutes' is not a unit"):
+        make_args(tmp_path, example_dropout_schedule_unit="minutes")
+    with pytest.raises(ValueError, match="lengths positive and finite"):
+        make_args(tmp_path, example_dropout_schedule=[[0.5, math.nan]], example_dropout_schedule_unit="steps")
+    with pytest.raises(ValueError, match="percents positive and finite"):
+        make_args(tmp_path, example_dropout_schedule=[[0.5, math.nan], [0.1, 100]])
+    streaming = digits(size=32).to_iterable_dataset()
+    with pytest.raises(ValueError, match="count epochs, which a `train_dataset` without a length"):
+        MentorNetTrainer(
+            MLP(),
+            make_args(tmp_path, burn_in_fraction=None, burn_in_epochs=1.0),
+            train_dataset=streaming,
+            curriculum=random_mentornet(),
+        )
 
 
 @pytest.mark.parametrize("loss_normalization", ["batch_size", "weight_sum"])
@@ -508,7 +579,7 @@ def test_the_standard_hf_pipeline_works_unchanged(tmp_path):
     from hf_mentornet import inject_label_noise
 
     data = load_digits()
-    images = [PIL.Image.fromarray((image * 16).astype(np.uint8)) for image in data.images[:96]]
+    images = [PIL.Image.fromarray((image * 255 / 16).astype(np.uint8)) for image in data.images[:96]]
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(num_classes=10)})
     dataset = datasets.Dataset.from_dict({"image": images, "label": data.target[:96].tolist()}, features=features)
     noisy = inject_label_noise(dataset, 0.3, seed=0)
@@ -540,47 +611,23 @@ def test_the_standard_hf_pipeline_works_unchanged(tmp_path):
     assert len(trainer.rank_label_issues()) == 96
 
 
-def test_push_to_hub_sends_the_student_with_its_curriculum_and_loads_offline(tmp_path, monkeypatch):
+def test_push_to_hub_sends_the_student_with_its_curriculum_and_loads_offline(tmp_path, monkeypatch, intercepted_hub):
     """The network is intercepted; the files a push would send are laid out as a download leaves them in a Hugging
     Face cache (`models--user--name/snapshots/<rev>/`, `refs/main`) and load with HF_HUB_OFFLINE=1."""
-    import fnmatch
-    import shutil
-
-    import huggingface_hub
-
-    sent = {}
-
-    def create_repo(self, repo_id, **kwargs):
-        return huggingface_hub.RepoUrl(f"https://huggingface.co/user/{repo_id.split('/')[-1]}")
-
-    def upload_folder(self, repo_id, folder_path, ignore_patterns=(), **kwargs):
-        for root, _, names in os.walk(folder_path):
-            for name in names:
-                path = os.path.relpath(os.path.join(root, name), folder_path)
-                if not any(fnmatch.fnmatch(path, pattern) for pattern in ignore_patterns):
-                    sent[path] = os.path.join(root, name)
-
-    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", create_repo)
-    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
     curriculum = random_mentornet()
     trainer = make_trainer(tmp_path / "run", curriculum=curriculum, label_issues=True, record_student=True,
                            hub_model_id="user/noisy-digits", report_to="tensorboard")  # fmt: skip
     trainer.train()
     trainer.push_to_hub()
+    sent = intercepted_hub
     assert {"mentornet/config.json", "mentornet/model.safetensors", "model.safetensors", "README.md"} <= set(sent)
     assert not [path for path in sent if path.startswith(("student_records", "runs", "label_issues"))]
     card = open(sent["README.md"]).read()
     assert "weighted loss" in card and 'subfolder="mentornet"' in card and "pip install hf_mentornet" in card
 
-    cache = tmp_path / "hub"
-    snapshot = cache / "models--user--noisy-digits" / "snapshots" / "0123456789abcdef"
-    for path, source in sent.items():
-        (snapshot / path).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, snapshot / path)
-    (cache / "models--user--noisy-digits" / "refs").mkdir()
-    (cache / "models--user--noisy-digits" / "refs" / "main").write_text("0123456789abcdef")
+    lay_out_as_downloaded(sent, tmp_path / "hub", "user/noisy-digits")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    loaded = MentorNetModel.from_pretrained("user/noisy-digits", subfolder="mentornet", cache_dir=cache)
+    loaded = MentorNetModel.from_pretrained("user/noisy-digits", subfolder="mentornet", cache_dir=tmp_path / "hub")
     assert all(
         torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), curriculum.state_dict().values(), strict=True)
     )
