@@ -53,10 +53,11 @@ from hf_mentornet import (  # noqa: E402
     train_method,
     with_verified_labels,
 )
-from hf_mentornet.baselines import CoTeachingConfig, CoTeachingTrainer  # noqa: E402
+from hf_mentornet.baselines import CoTeachingConfig, CoTeachingPair, CoTeachingTrainer  # noqa: E402
 from hf_mentornet.curricula import curriculum_weights  # noqa: E402
 from hf_mentornet.data import MentorNetCollator, image_transforms, with_image_transform  # noqa: E402
 from hf_mentornet.learning import learn_from_records, learn_predefined  # noqa: E402
+from hf_mentornet.mentormix import MentorMixConfig, MentorMixTrainer  # noqa: E402
 from hf_mentornet.trainer import MentorNetTrainer  # noqa: E402
 from hf_mentornet.training_args import MentorNetTrainingArguments  # noqa: E402
 from hf_mentornet.weighted_trainer import WeightedLossArguments, WeightedLossTrainer  # noqa: E402
@@ -349,6 +350,23 @@ for name, value in (
     case("arguments", f"{name}={value!r}", "error", name)(
         lambda tmp, n=name, v=value: MentorNetTrainingArguments(**settings(tmp), **{n: v})
     )
+for alpha in (0.0, -1.0, math.nan):
+    case("arguments", f"mentormix_alpha={alpha!r}", "error", "mentormix_alpha")(
+        lambda tmp, a=alpha: MentorMixConfig(**settings(tmp), mentormix_alpha=a)
+    )
+case("arguments", "MentorMix's second weighting with the closed form", "error", "mentormix_second_weighting")(
+    lambda tmp: MentorMixConfig(**settings(tmp), curriculum_type="closed-form", mentormix_second_weighting=True)
+)
+
+
+@case("trainer", "MentorMix on a co-teaching pair", "error", "CoTeachingPair")
+def _(tmp):
+    peer = MLP()
+    with torch.no_grad():
+        peer.net[0].weight.add_(1.0)  # another initialisation, as a co-teaching peer must have
+    MentorMixTrainer(CoTeachingPair(MLP(), peer), MentorMixConfig(**settings(tmp)))
+
+
 case("arguments", "burn-in as a fraction and in steps", "error", "burn_in")(
     lambda tmp: MentorNetTrainingArguments(**settings(tmp), burn_in_fraction=0.2, burn_in_steps=10)
 )

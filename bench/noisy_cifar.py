@@ -93,6 +93,7 @@ METHODS = [
     "co-teaching",
     "mentornet-pd",
     "mentornet-dd",
+    "mentormix",
     "oracle",
 ]
 REGIMES = {
@@ -228,7 +229,7 @@ def run_one(dataset, cli, regime: str, noise_rate: float, method: str, seed: int
     run_dir = os.path.join(cli.output_dir, regime, f"noise-{noise_rate:g}", run_name(method, cli), f"seed-{seed}")
     overrides = dict(cli.overrides)
     training_method = method
-    if "curriculum" in overrides:  # a variant's curriculum for the MentorNet methods
+    if "curriculum" in overrides and method.startswith("mentornet-"):  # a variant's curriculum for MentorNet
         training_method = "mentornet"
     settings = training_settings(
         cli, regime, training_method, run_dir, seed, label_issues=method in DETECTING_METHODS, **overrides

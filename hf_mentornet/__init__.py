@@ -18,6 +18,7 @@ from .data import MentorNetCollator, image_transforms, load_embedded_dataset, wi
 from .hub import load_curriculum, push_curriculum_to_hub, save_curriculum, shipped_curricula
 from .label_issues import LabelIssueAggregates, rank_label_issues
 from .learning import learn_data_driven_curriculum, learn_from_records, learn_predefined
+from .mentormix import MentorMixConfig, MentorMixTrainer, mentormix_batch
 from .methods import METHODS, train_method
 from .modeling_mentornet import MentorNetModel, MentorNetOutput
 from .noise import UNVERIFIED_LABEL, add_sample_index, inject_label_noise, noise_report, with_verified_labels
@@ -39,6 +40,8 @@ __all__ = [
     "CoTeachingPair",
     "CoTeachingTrainer",
     "LabelIssueAggregates",
+    "MentorMixConfig",
+    "MentorMixTrainer",
     "MentorNetCollator",
     "MentorNetConfig",
     "MentorNetModel",
@@ -64,6 +67,7 @@ __all__ = [
     "learn_predefined",
     "load_curriculum",
     "load_embedded_dataset",
+    "mentormix_batch",
     "noise_report",
     "plot_curriculum",
     "push_curriculum_to_hub",

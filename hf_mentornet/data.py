@@ -81,7 +81,8 @@ def image_transforms(
         mean (`tuple[float, ...]`, *optional*): overrides the student's normalisation mean.
         std (`tuple[float, ...]`, *optional*): overrides the student's normalisation std.
         in_chans (`int`, *optional*): 1 (grayscale) or 3 (RGB): images are converted to it; defaults to the
-            student's (a transformers model's `config.num_channels`, else 3). A 3-channel mean/std is averaged for 1.
+            student's (a transformers model's `config.num_channels`, a timm model's first convolution's, else 3). A
+            3-channel mean/std is averaged for 1.
     """
     timm_config = None
     config_size = None
@@ -96,6 +97,9 @@ def image_transforms(
         size = size["shortest_edge"] if size.get("shortest_edge") else (size["height"], size["width"])
         defaults = {"size": size, "mean": student.image_mean, "std": student.image_std}
     elif isinstance(student, nn.Module):
+        # timm's data config keeps the pretrained input's 3 channels for a model built with `in_chans=1`.
+        first_conv = next((module for module in student.modules() if isinstance(module, nn.Conv2d)), None)
+        in_chans = in_chans or (first_conv.in_channels if first_conv is not None else None)
         timm_config = resolve_data_config({}, model=student)
         defaults = {"size": timm_config["input_size"][1:], "mean": timm_config["mean"], "std": timm_config["std"]}
     elif student is None:

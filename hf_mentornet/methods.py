@@ -33,6 +33,7 @@ from .baselines import (
 from .configuration_mentornet import MentorNetConfig
 from .data import MentorNetCollator, image_transforms, with_image_transform
 from .hub import resolve_curriculum_path, shipped_curricula
+from .mentormix import MentorMixTrainer
 from .metrics import load_metric
 from .students import student_logits
 from .trainer import MentorNetTrainer
@@ -97,9 +98,11 @@ METHODS: dict[str, Method] = {
     "mentornet-pd": Method(MentorNetTrainer, {"curriculum": "mentornet-pd"}),
     # The curriculum is the shipped DD learned at the noise rate nearest the data's (`dd_curriculum`).
     "mentornet-dd": Method(MentorNetTrainer),
+    # MentorMix (Jiang et al., ICML 2020) with the curriculum of the arguments (default the shipped PD).
+    "mentormix": Method(MentorMixTrainer),
 }
 """The methods by name. `mentornet-pd` / `mentornet-dd` are MentorNet with the shipped predefined / data-driven
-curriculum; `mentornet` takes any curriculum from the arguments' `curriculum`."""
+curriculum; `mentornet` and `mentormix` take any curriculum from the arguments' `curriculum`."""
 
 
 SMALL_STUDENT_SETTINGS: dict[str, Any] = {

@@ -241,7 +241,7 @@ class MentorNetTrainer(WeightedLossTrainer):
         p = self.args.loss_p_percentile
         if not self.args.loss_percentile_per_class:
             self._move_loss_average(torch.nanquantile(loss.masked_fill(~usable, math.nan), p), usable.any())
-            return loss - self._loss_moving_average
+            return self._loss_diff(loss, usable, labels, num_classes)
         if self._loss_average_sum.dim() == 0:
             self._loss_average_sum = torch.zeros(num_classes, device=loss.device)
             self._loss_average_steps = torch.zeros(num_classes, dtype=torch.long, device=loss.device)
@@ -258,6 +258,16 @@ class MentorNetTrainer(WeightedLossTrainer):
         last = loss.shape[0] - 1  # classes absent from the batch index past the end; they are not moved
         below, above = sorted_loss[lower.clamp(max=last)], sorted_loss[upper.clamp(max=last)]
         self._move_loss_average(below + (above - below) * (position - lower), counts > 0)
+        return self._loss_diff(loss, usable, labels, num_classes)
+
+    def _loss_diff(
+        self, loss: torch.Tensor, usable: torch.Tensor, labels: torch.Tensor, num_classes: int
+    ) -> torch.Tensor:
+        """Each sample's loss minus the moving average it is compared with (its class's with
+        `loss_percentile_per_class`), the average left as it is."""
+        if not self.args.loss_percentile_per_class:
+            return loss - self._loss_moving_average
+        labels = labels.masked_fill(~usable, num_classes)
         return loss - self._loss_moving_average[labels.clamp_max(num_classes - 1)]
 
     def _move_loss_average(self, percentile: torch.Tensor, moved: torch.Tensor) -> None:

@@ -458,17 +458,33 @@ class WeightedLossTrainer(Trainer):
         (transformers' ignore index) or whose loss is not finite does not train: weight 0, no loss, no part in the
         weighting (the non-finite ones are reported in the logs)."""
         losses, usable = self._usable_losses(logits, labels)
-        batch = {"loss": losses.detach(), "usable": usable, "label": labels, **targets}
-        num_processes = self.accelerator.num_processes
-        if num_processes > 1:
+        weights = self._batch_weights(losses.detach(), usable, labels, targets, logits.shape[-1])
+        return (weights * losses).sum() / self.loss_denominator(denominator)
+
+    def _batch_weights(
+        self,
+        losses: torch.Tensor,
+        usable: torch.Tensor,
+        labels: torch.Tensor,
+        targets: dict[str, torch.Tensor],
+        num_classes: int,
+    ) -> torch.Tensor:
+        """This process's part of the weights [`~WeightedLossTrainer.sample_weights`] decides on the global batch,
+        0 where a sample does not train; the global batch's weights are observed (metrics, label issues, records)."""
+        batch = {"loss": losses, "usable": usable, "label": labels, **targets}
+        if self.accelerator.num_processes > 1:
             batch = self.accelerator.gather(batch)
         with torch.no_grad():
-            weights = self.sample_weights(batch, logits.shape[-1]).masked_fill(~batch["usable"], 0.0)
+            weights = self.sample_weights(batch, num_classes).masked_fill(~batch["usable"], 0.0)
         self._observe_weights(batch, weights)
-        if num_processes > 1:
-            size = losses.shape[0]
-            weights = weights[self.accelerator.process_index * size : (self.accelerator.process_index + 1) * size]
-        return (weights * losses).sum() / self.loss_denominator(denominator)
+        return self._local_part(weights, losses.shape[0])
+
+    def _local_part(self, values: torch.Tensor, size: int) -> torch.Tensor:
+        """This process's rows of a tensor gathered over the processes (each contributing `size` rows)."""
+        if self.accelerator.num_processes == 1:
+            return values
+        start = self.accelerator.process_index * size
+        return values[start : start + size]
 
     def _usable_losses(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The per-sample training losses, 0 where the sample does not train, and the mask of those that do."""

@@ -13,6 +13,9 @@ Single GPU or CPU:
 
     python recipes/webvision.py --data_dir /path/to/webvision --output_dir runs/webvision
 
+MentorMix (MentorNet-guided mixup, Jiang et al., ICML 2020) instead of MentorNet: `--method mentormix`
+(`--mentormix_alpha`, `--mentormix_second_weighting`).
+
 All arguments from a YAML file (the recipe's arguments plus any `MentorNetTrainingArguments`):
 
     accelerate launch --config_file recipes/configs/multi_gpu.yaml recipes/webvision.py recipes/configs/webvision.yaml
@@ -41,6 +44,7 @@ import torch
 from recipe_helpers import check_output_dir, parse_args
 
 from hf_mentornet.data import MentorNetCollator, image_transforms, with_image_transform
+from hf_mentornet.mentormix import MentorMixTrainer
 from hf_mentornet.metrics import load_metric
 from hf_mentornet.noise import add_sample_index
 from hf_mentornet.students import build_student
@@ -48,6 +52,9 @@ from hf_mentornet.trainer import MentorNetTrainer
 from hf_mentornet.training_args import MentorNetTrainingArguments
 from hf_mentornet.webvision import load_webvision
 
+# The methods of the recipe: MentorNet (the paper's), or MentorMix (Jiang et al., ICML 2020), with the curriculum of
+# the arguments either way.
+WEBVISION_METHODS = {"mentornet": MentorNetTrainer, "mentormix": MentorMixTrainer}
 # The evaluation sets, as named in the results: WebVision's validation set and ILSVRC12's of the same classes.
 EVAL_SETS = ("webvision_val", "ilsvrc12_val")
 
@@ -83,6 +90,14 @@ class WebVisionArguments:
             "help": "The WebVision folder (layout in recipes/README.md), or a Hub dataset id (from the cache "
             "when offline)."
         }
+    )
+    method: str = field(
+        default="mentornet",
+        metadata={
+            "help": "mentornet (the paper's), or mentormix (MentorNet-guided mixup, Jiang et al., ICML 2020; its "
+            "`--mentormix_alpha` and `--mentormix_second_weighting`).",
+            "choices": list(WEBVISION_METHODS),
+        },
     )
     num_classes: int = field(default=50, metadata={"help": "The first N classes: 50 is mini-WebVision, 1000 all."})
     sources: list[str] = field(
@@ -126,8 +141,13 @@ class WebVisionArguments:
 def parse_webvision_args(
     argv: Sequence[str] | None = None,
 ) -> tuple[WebVisionArguments, MentorNetTrainingArguments]:
-    """The recipe's arguments: `TRAINING_DEFAULTS`, then a YAML file given first, then the command line."""
-    return parse_args([WebVisionArguments, MentorNetTrainingArguments], argv, defaults=TRAINING_DEFAULTS)
+    """The recipe's arguments: `TRAINING_DEFAULTS`, then a YAML file given first, then the command line; the
+    training arguments are those of the chosen method's trainer."""
+    return parse_args(
+        [WebVisionArguments, lambda script_args: WEBVISION_METHODS[script_args.method].args_class],
+        argv,
+        defaults=TRAINING_DEFAULTS,
+    )
 
 
 def main(script_args: WebVisionArguments, training_args: MentorNetTrainingArguments) -> None:
@@ -176,7 +196,7 @@ def main(script_args: WebVisionArguments, training_args: MentorNetTrainingArgume
     def compute_metrics(prediction) -> dict[str, float]:
         return top_k.compute(predictions=prediction.predictions, references=prediction.label_ids, k=script_args.top_k)
 
-    trainer = MentorNetTrainer(
+    trainer = WEBVISION_METHODS[script_args.method](
         model=student,
         args=training_args,
         train_dataset=train_dataset,

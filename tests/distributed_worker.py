@@ -4,6 +4,7 @@ With `--stream OUT` or `--checkpointing OUT_DIR [CHECKPOINT]`, tests/test_faults
 two-process checkpoints instead. Run as `python -m torch.distributed.run --nproc_per_node 2 tests/distributed_worker.py OUT BATCH NORMALIZATION PER_CLASS`
 (each process takes BATCH samples per step; NORMALIZATION is the `loss_normalization`, PER_CLASS 0 or 1 the
 `loss_percentile_per_class`) or as `python tests/distributed_worker.py OUT BATCH NORMALIZATION PER_CLASS` (one process).
+A fifth argument `mentormix` trains one step with MentorMixTrainer instead (the weights of its unmixed batch).
 """
 
 import os
@@ -15,11 +16,14 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from test_trainer import MLP, collate, digits, make_args, random_mentornet  # noqa: E402
 
+from hf_mentornet.mentormix import MentorMixConfig, MentorMixTrainer  # noqa: E402
 from hf_mentornet.trainer import MentorNetTrainer  # noqa: E402
+from hf_mentornet.training_args import MentorNetTrainingArguments  # noqa: E402
 
 
 def digits_trainer(args) -> MentorNetTrainer:
-    return MentorNetTrainer(
+    trainer_class = MentorMixTrainer if isinstance(args, MentorMixConfig) else MentorNetTrainer
+    return trainer_class(
         model=MLP(),
         args=args,
         data_collator=collate,
@@ -73,11 +77,14 @@ def main() -> None:
         checkpointing(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "")
         return
     output, batch_size, loss_normalization, per_class = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4] == "1"
+    mentormix = sys.argv[5:] == ["mentormix"]
     torch.set_num_threads(1)
     args = make_args(
         os.path.join(os.path.dirname(output), "run"),
+        MentorMixConfig if mentormix else MentorNetTrainingArguments,
         per_device_train_batch_size=batch_size,
-        max_steps=3,
+        # MentorMix's partners are drawn within each process's batch, so only the first step's weights compare.
+        max_steps=1 if mentormix else 3,
         example_dropout_schedule=[[0.5, 100]],
         loss_moving_average_decay=0.5,
         record_student=True,

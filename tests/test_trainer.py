@@ -66,7 +66,7 @@ def self_paced_mentornet():
     return model
 
 
-def make_args(tmp_path, **overrides):
+def make_args(tmp_path, args_class=MentorNetTrainingArguments, **overrides):
     settings = {
         "output_dir": str(tmp_path),
         "per_device_train_batch_size": 16,
@@ -86,7 +86,7 @@ def make_args(tmp_path, **overrides):
         "train_sampling_strategy": "sequential",
     }
     settings.update(overrides)
-    return MentorNetTrainingArguments(**settings)
+    return args_class(**settings)
 
 
 def make_trainer(tmp_path, model=None, curriculum=None, train_dataset=None, **overrides):
