@@ -13,6 +13,7 @@ from.
 Methods: `plain`; `mentornet-pd` / `mentornet-dd` with their curricula's schedules (PD: burn-in 20%, example
 dropout 50% for the first 17%, then 5%; DD: the same burn-in, 50% / 5% / 90% over 17 / 78 / 5%); `+finetune`: the
 same curricula with `--burn_in_epochs 1` and no example dropout (`example_dropout_schedule=[[0.0, 1]]` in epochs);
+`mentormix+finetune` (MentorMix with the PD curriculum, its default alpha 8, the same schedule in epochs);
 `oracle` (the uncorrupted samples only: the ceiling). Reported: last and best accuracy per seed and their mean, and
 whether a method beats plain fine-tuning in every seed. Each run writes `<output_dir>/<method>/seed-<s>/run.json`
 (skipped when it exists).
@@ -52,6 +53,7 @@ METHODS = {
     "mentornet-pd+finetune": ("mentornet-pd", FINE_TUNING_SCHEDULE),
     "mentornet-dd": ("mentornet-dd", {}),
     "mentornet-dd+finetune": ("mentornet-dd", FINE_TUNING_SCHEDULE),
+    "mentormix+finetune": ("mentormix", FINE_TUNING_SCHEDULE),
     "oracle": ("oracle", {}),
 }
 COMMON = {
@@ -171,7 +173,7 @@ def table(records: list[dict], seeds: list[int]) -> str:
         )
         weights = (
             f"{np.mean([r['mean_weight_clean'] for r in runs]):.3f} / {np.mean([r['mean_weight_noisy'] for r in runs]):.3f}"
-            if name.startswith("mentornet")
+            if name.startswith("mentor")
             else ""
         )
         lines.append(
