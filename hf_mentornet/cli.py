@@ -231,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument(
         "--methods", nargs="+", default=["plain", "mentornet-pd", "mentornet-dd"], help="Keys of hf_mentornet.METHODS."
     )
-    p.add_argument("--epochs", type=_positive(int), default=30, help="Training epochs per method.")
+    p.add_argument("--epochs", type=_positive(int), default=20, help="Training epochs per method.")
     p.add_argument("--batch_size", type=_positive(int), default=128, help="Training batch size.")
     p.add_argument("--learning_rate", type=_positive(float), default=0.05, help="SGD learning rate (cosine schedule).")
     p.add_argument("--weight_decay", type=_positive(float, strict=False), default=5e-4, help="SGD weight decay.")
