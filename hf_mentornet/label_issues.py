@@ -15,17 +15,22 @@ __all__ = ["LabelIssueAggregates", "rank_label_issues"]
 
 
 class LabelIssueAggregates:
-    """Per-sample running sums of the weight and the loss, and a count, indexed by `sample_index` (grown as larger
-    indices arrive). Kept on `device`, so adding a batch costs no host sync.
+    """Per-sample running sums of the weight and the loss, and a count, indexed by `sample_index`. Kept on
+    `device`.
 
     Args:
         device (`torch.device` or `str`): where the sums live (the training device).
+        num_samples (`int`, *optional*):
+            The number of indices, when known (a sized training set: its largest `sample_index` + 1): adding a batch
+            then makes no host sync, and an index past it is an error. Without it (a stream) the sums grow as
+            larger indices arrive, which reads each batch's largest index (one host sync per batch).
     """
 
-    def __init__(self, device: torch.device | str) -> None:
-        self.weight_sum = torch.zeros(0, dtype=torch.float64, device=device)
-        self.loss_sum = torch.zeros(0, dtype=torch.float64, device=device)
-        self.count = torch.zeros(0, dtype=torch.long, device=device)
+    def __init__(self, device: torch.device | str, num_samples: int | None = None) -> None:
+        self.num_samples = num_samples
+        self.weight_sum = torch.zeros(num_samples or 0, dtype=torch.float64, device=device)
+        self.loss_sum = torch.zeros(num_samples or 0, dtype=torch.float64, device=device)
+        self.count = torch.zeros(num_samples or 0, dtype=torch.long, device=device)
 
     def __len__(self) -> int:
         return self.count.shape[0]
@@ -51,10 +56,10 @@ class LabelIssueAggregates:
         shape `(batch_size,)`; a sample that did not train is not counted)."""
         sample_index = sample_index.to(self.count.device)
         counted = counted.to(self.count.device)
-        # One host sync per batch at most: the size check reads the largest index.
-        largest = int(sample_index.max())
-        if largest >= len(self):
-            self._grow(largest + 1)
+        if self.num_samples is None:  # the size check reads the largest index: one host sync
+            largest = int(sample_index.max())
+            if largest >= len(self):
+                self._grow(largest + 1)
         self.weight_sum.index_add_(0, sample_index, weights.to(self.weight_sum) * counted)
         self.loss_sum.index_add_(0, sample_index, losses.to(self.loss_sum) * counted)
         self.count.index_add_(0, sample_index, counted.long())
@@ -67,6 +72,8 @@ class LabelIssueAggregates:
         self.weight_sum, self.loss_sum, self.count = (
             state[name].to(device) for name in ("weight_sum", "loss_sum", "count")
         )
+        if self.num_samples is not None and len(self) < self.num_samples:  # sums that grew (an older checkpoint)
+            self._grow(self.num_samples)
 
 
 def rank_label_issues(predictions: dict[str, Any], aggregates: LabelIssueAggregates) -> datasets.Dataset:

@@ -312,7 +312,7 @@ def learn_predefined(
         source = "student-features"
     data = {key: value.to(model.device) for key, value in data.items()}  # a warm start may live on a GPU
     # The model's own input checks, once on all the features, so that bad ones fail clearly before training.
-    model._check_inputs(data["loss"], data["loss_diff"], data["epoch"], data["label"])
+    model._check_inputs(data["loss"], data["loss_diff"], data["epoch"], data["label"], check_values=True)
     targets = curriculum_weights(curriculum, data["loss"], data["loss_diff"], data["epoch"], data["label"], **params)
     targets = targets.float()
 

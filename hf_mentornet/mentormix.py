@@ -205,7 +205,7 @@ class MentorMixTrainer(MentorNetTrainer):
             else:
                 loss_diff = self._loss_diff(batch["loss"], batch["usable"], batch["label"], num_classes)
                 epoch = self._mentornet_epoch(epoch)
-                weights = self.curriculum(loss=batch["loss"], loss_diff=loss_diff, epoch=epoch).weights
+                weights = self._curriculum_weights(batch["loss"], loss_diff, epoch)
             weights = weights.to(losses.dtype).masked_fill(~batch["usable"], 0.0)
         self._batch_mean_weight = weights.mean()
         return self._local_part(weights, losses.shape[0])

@@ -100,7 +100,12 @@ class MentorNetModel(MentorNetPreTrainedModel):
         self.post_init()
 
     def _check_inputs(
-        self, loss: torch.Tensor, loss_diff: torch.Tensor, epoch: torch.Tensor, label: torch.Tensor
+        self,
+        loss: torch.Tensor,
+        loss_diff: torch.Tensor,
+        epoch: torch.Tensor,
+        label: torch.Tensor,
+        check_values: bool,
     ) -> None:
         steps = self.config.num_steps
         for name, value in (("loss", loss), ("loss_diff", loss_diff)):
@@ -119,8 +124,10 @@ class MentorNetModel(MentorNetPreTrainedModel):
                 raise TypeError(f"`{name}` must be an integer tensor, got dtype {value.dtype}.")
             if value.shape != loss.shape[:1]:
                 raise ValueError(f"`{name}` has shape {tuple(value.shape)}, expected ({loss.shape[0]},).")
-        # The value checks in one reduction: this runs every training step, and each separate check would be a
-        # host sync on a GPU. Which input is at fault is worked out only when one is.
+        if not check_values:
+            return
+        # The value checks in one reduction, one host sync on a GPU. Which input is at fault is worked out only
+        # when one is.
         valid = torch.isfinite(loss).all() & torch.isfinite(loss_diff).all()
         for _, value, size in ranges:
             valid &= ((value >= 0) & (value < size)).all()
@@ -147,6 +154,7 @@ class MentorNetModel(MentorNetPreTrainedModel):
         epoch: torch.Tensor | int,
         label: torch.Tensor | None = None,
         return_dict: bool | None = None,
+        check_values: bool = True,
     ) -> MentorNetOutput | tuple[torch.Tensor, torch.Tensor]:
         r"""
         Args:
@@ -158,6 +166,10 @@ class MentorNetModel(MentorNetPreTrainedModel):
                 Training progress as an integer percentage in `[0, config.num_epochs)`.
             label (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
                 Label-embedding index; defaults to 0 for every sample, as the released code.
+            check_values (`bool`, *optional*, defaults to `True`):
+                Check that the losses are finite and the indices in range (shapes and dtypes are always checked).
+                The check reads the values, a host synchronisation on a GPU: [`MentorNetTrainer`], whose features
+                are finite and in range by construction, checks its first batch only.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         # 1-D features are one step; with a longer history they fail the shape check with the shape as given.
@@ -167,7 +179,7 @@ class MentorNetModel(MentorNetPreTrainedModel):
             epoch = torch.full(loss.shape[:1], epoch, dtype=torch.long, device=loss.device)
         if label is None:
             label = torch.zeros(loss.shape[:1], dtype=torch.long, device=loss.device)
-        self._check_inputs(loss, loss_diff, epoch, label)
+        self._check_inputs(loss, loss_diff, epoch, label, check_values)
 
         dtype = self.fc1.weight.dtype
         _, (hidden, _) = self.lstm(torch.stack([loss, loss_diff], dim=-1).to(dtype))

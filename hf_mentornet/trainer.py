@@ -132,7 +132,9 @@ class MentorNetTrainer(WeightedLossTrainer):
         self._loss_average_sum = torch.zeros((), device=device)
         self._loss_average_steps = torch.zeros((), dtype=torch.long, device=device)
         self._loss_moving_average = torch.zeros((), device=device)
-        self._dropout_generator = torch.Generator().manual_seed(self.args.seed)
+        # On the training device, so the dropout mask is drawn there (no copy, no host sync in the step).
+        self._dropout_generator = torch.Generator(device=device).manual_seed(self.args.seed)
+        self._curriculum_inputs_checked = False
         self._next_curriculum_update = 0
         self._closed_form_weights = None
         if self.args.curriculum_type == "closed-form":
@@ -207,11 +209,11 @@ class MentorNetTrainer(WeightedLossTrainer):
             sample_index = required_column(batch, "sample_index", "closed-form")
             weights = self._closed_form_step(loss, loss_diff, sample_index, usable)
         else:
-            weights = self.curriculum(loss=loss, loss_diff=loss_diff, epoch=mentornet_epoch).weights.to(loss.dtype)
+            weights = self._curriculum_weights(loss, loss_diff, mentornet_epoch).to(loss.dtype)
 
         rate = self._dropout_rate(step, max_steps)
         if rate > 0:
-            weights = weights * self._example_dropout_mask(loss.shape[0], rate).to(weights.device)
+            weights = weights * self._example_dropout_mask(loss.shape[0], rate)
 
         self._batch_mean_weight = weights.mean()
         if self._feature_buffer is not None:
@@ -220,17 +222,29 @@ class MentorNetTrainer(WeightedLossTrainer):
             self._metrics["train"]["loss_moving_average"].append(self._loss_moving_average.clone())
         return weights
 
+    def _curriculum_weights(self, loss: torch.Tensor, loss_diff: torch.Tensor, epoch: int) -> torch.Tensor:
+        """The MentorNet's weights; its input values (a host sync on a GPU) are checked on the first batch only: the
+        trainer's features are finite and in range by construction."""
+        weights = self.curriculum(
+            loss=loss, loss_diff=loss_diff, epoch=epoch, check_values=not self._curriculum_inputs_checked
+        ).weights
+        self._curriculum_inputs_checked = True
+        return weights
+
     def _example_dropout_mask(self, size: int, rate: float) -> torch.Tensor:
         """Keep a uniformly random subset of the batch: `size * (1 - rate)` samples, stochastically rounded (the
         fraction decides the extra sample's odds), so the expected kept share is `1 - rate` at any batch size, and at
         least one, so a batch is never dropped whole (at batch 1 example dropout therefore never drops). Drawn on the
-        CPU generator shared (same seed) by every process."""
+        training device's generator, seeded alike on every process, so every process draws the same mask; the
+        kept count stays a tensor, so the draw makes no host sync."""
+        generator = self._dropout_generator
         expected = size * (1.0 - rate)
-        keep = math.floor(expected)
-        if expected > keep:  # no draw for a whole count, so such batch sizes keep the released code's stream
-            keep += int(torch.rand((), generator=self._dropout_generator) < expected - keep)
+        keep = torch.full((), math.floor(expected), device=generator.device)
+        fraction = expected - math.floor(expected)
+        if fraction > 0:  # no draw for a whole count: such batch sizes keep the released code's stream
+            keep = keep + (torch.rand((), generator=generator, device=generator.device) < fraction)
         # The positions of a uniformly random permutation's `keep` smallest values are a uniform random subset.
-        return torch.randperm(size, generator=self._dropout_generator) < max(keep, 1)
+        return torch.randperm(size, generator=generator, device=generator.device) < keep.clamp_min(1)
 
     def _update_loss_moving_average(
         self, loss: torch.Tensor, usable: torch.Tensor, labels: torch.Tensor, num_classes: int

@@ -66,6 +66,8 @@ INPUT_MISMATCH_SIGNS = (
 )
 # transformers' label of a sample that does not train (`CrossEntropyLoss(ignore_index=-100)`).
 IGNORE_INDEX = -100
+# The optimizers whose weight decay `_scale_weight_decay` applies itself, on the device (their update rules are known).
+DEVICE_DECAY_OPTIMIZERS = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW)
 # The TrainingArguments that shape a run's training, beside the trainer's own fields: a resume that changes them is
 # refused (see `resume_with_different_settings`), and the recipes keep them in `run_args.json`.
 RUN_DEFINING_TRAINING_ARGUMENTS = (
@@ -285,14 +287,19 @@ class WeightedLossTrainer(Trainer):
         self.label_issues_dataset = label_issues_dataset
         device = self.args.device
         self._metrics: dict[str, defaultdict[str, list[torch.Tensor]]] = {"train": defaultdict(list)}
-        self._label_issue_aggregates = LabelIssueAggregates(device) if self.args.label_issues else None
+        training_index = None
+        if self.args.label_issues or self.args.record_student:
+            training_index = check_training_index(self.train_dataset, "`label_issues` / `record_student`")
+        self._label_issue_aggregates = None
+        if self.args.label_issues:
+            # Sized by the training set's index when it has one, so that counting a batch reads no index (no sync).
+            num_samples = None if training_index is None else int(training_index.max(initial=-1)) + 1
+            self._label_issue_aggregates = LabelIssueAggregates(device, num_samples)
         self._records = (
             StudentRecords(os.path.join(self.args.output_dir, STUDENT_RECORDS_DIR), write=self.args.should_save)
             if self.args.record_student
             else None
         )
-        if self.args.label_issues or self.args.record_student:
-            check_training_index(self.train_dataset, "`label_issues` / `record_student`")
         if label_issues_dataset is not None:
             check_training_index(label_issues_dataset, "the label-issue ranking of `label_issues_dataset`")
         self._step_weight_sum = torch.zeros((), device=device)
@@ -530,14 +537,37 @@ class WeightedLossTrainer(Trainer):
             required_column(batch, "sample_index", "the student records (`record_student=True`)")
             self._records.add(batch, weights, progress, epoch)
 
+    @torch.no_grad()
     def _scale_weight_decay(self) -> None:
-        """Appendix E.3: `theta_t = theta_0 * sum(v) / b` over the optimizer step's samples. Setting the param groups'
+        """Appendix E.3: `theta_t = theta_0 * sum(v) / b` over the optimizer step's samples. Scaling the param groups'
         `weight_decay` is right for both coupled (SGD: `grad += theta * w`) and decoupled (AdamW: `w -= lr * theta *
-        w`) decay, where adding `theta * ||w||^2` to the loss would turn AdamW's decay into Adam's L2."""
-        mean_weight = (self._step_weight_sum / self._step_weight_count.clamp_min(1)).item()
-        for group in self.optimizer.param_groups:
+        w`) decay, where adding `theta * ||w||^2` to the loss would turn AdamW's decay into Adam's L2.
+
+        The mean weight stays a device tensor for torch's SGD, Adam and AdamW without a gradient scaler (fp32,
+        bf16): the scaled decay is applied here as those optimizers would apply it (`grad += theta_t * w`, or for
+        decoupled decay `w *= 1 - lr * theta_t`, which AdamW does before its update too), their own `weight_decay`
+        set to 0, so the step makes no host sync. Any other optimizer, or fp16's scaler (whose grads are still scaled
+        here and whose step may be skipped), gets `theta_t` in its param groups, read with one host sync."""
+        mean_weight = self._step_weight_sum / self._step_weight_count.clamp_min(1)
+        groups = self.optimizer.param_groups
+        for group in groups:
             group.setdefault("initial_weight_decay", group["weight_decay"])
-            group["weight_decay"] = group["initial_weight_decay"] * mean_weight
+        on_device = self.accelerator.scaler is None and isinstance(self.optimizer.optimizer, DEVICE_DECAY_OPTIMIZERS)
+        if on_device and not any(group.get("maximize") for group in groups):
+            for group in groups:
+                group["weight_decay"] = 0.0
+                params = [param for param in group["params"] if param.grad is not None]
+                if not group["initial_weight_decay"] or not params:
+                    continue
+                decay = group["initial_weight_decay"] * mean_weight
+                if group.get("decoupled_weight_decay"):
+                    torch._foreach_mul_(params, 1.0 - group["lr"] * decay)
+                else:
+                    torch._foreach_add_([param.grad for param in params], torch._foreach_mul(params, decay))
+        else:
+            scale = mean_weight.item()
+            for group in groups:
+                group["weight_decay"] = group["initial_weight_decay"] * scale
         self._step_weight_sum.zero_()
         self._step_weight_count.zero_()
 

@@ -490,7 +490,9 @@ def test_closed_form_branch_lands_on_eq7(tmp_path):
     assert trainer.state.global_step == 2
 
 
-def test_weight_decay_scaled_by_mean_weight(tmp_path):
+def test_weight_decay_scaled_by_mean_weight(tmp_path, monkeypatch):
+    # The param-group path (any optimizer); SGD / Adam / AdamW apply the same decay on the device (test_gpu_path).
+    monkeypatch.setattr("hf_mentornet.weighted_trainer.DEVICE_DECAY_OPTIMIZERS", ())
     trainer = make_trainer(tmp_path, max_steps=1, weight_decay=0.1, scale_weight_decay_by_mean_weight=True)
     trainer.train()
     mean_weight = trainer.state.log_history[0]["mentornet/mean_weight"]
