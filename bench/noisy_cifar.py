@@ -65,8 +65,6 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from cleanlab.filter import find_label_issues
-from cleanlab.rank import get_label_quality_scores
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from torch import nn
@@ -303,6 +301,9 @@ def cleanlab_detection(dataset: datasets.DatasetDict, cli, regime: str, noise_ra
     """cleanlab's `find_label_issues` (and AUROC of 1 - its label quality score) given out-of-sample predicted
     probabilities from `--cleanlab_folds`-fold cross-validation: plain training of the same student with the
     regime's protocol on the other folds of the same noisy training set (the same draw as the methods' runs)."""
+    from cleanlab.filter import find_label_issues  # a dev requirement: the other scripts import this one without it
+    from cleanlab.rank import get_label_quality_scores
+
     run_dir = os.path.join(cli.output_dir, regime, f"noise-{noise_rate:g}", "cleanlab", f"seed-{seed}")
     start = time.perf_counter()
     noisy = inject_label_noise(dataset["train"], noise_rate, "uniform", seed=seed, label_column="label")

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import math
 import os
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -194,6 +195,11 @@ class RunSummary:
         selection_precision, selection_recall: of the samples given weight > 0.5 after burn-in, the share with a
             right label; and the share of right-label samples selected.
         train_seconds: wall time of training.
+        memorised_per_epoch, corrected_per_epoch: after each epoch, the share of the training samples whose label
+            was corrupted that the student predicts as that wrong label / as their right label (every training
+            sample's, the oracle's left-out ones too).
+        mean_weight_clean_per_epoch, mean_weight_noisy_per_epoch: the mean weight of right / corrupted labels in
+            each epoch (the mean of its logging steps).
     """
 
     method: str
@@ -206,6 +212,10 @@ class RunSummary:
     selection_precision: float = math.nan
     selection_recall: float = math.nan
     train_seconds: float = math.nan
+    memorised_per_epoch: list[float] = field(default_factory=list)
+    corrected_per_epoch: list[float] = field(default_factory=list)
+    mean_weight_clean_per_epoch: list[float] = field(default_factory=list)
+    mean_weight_noisy_per_epoch: list[float] = field(default_factory=list)
 
     def save(self, path: str) -> None:
         """Write the summary as JSON to `path` atomically (an interrupted write leaves no file)."""
@@ -224,6 +234,14 @@ class RunSummary:
             values = [entry[key] for entry in history if key in entry and entry["step"] > first_step]
             return float(np.mean(values)) if values else math.nan
 
+        def per_epoch(key: str) -> list[float]:
+            """The mean of `key`'s logged values in each epoch (epoch e holds the logs of epoch values (e-1, e])."""
+            by_epoch = defaultdict(list)
+            for entry in history:
+                if key in entry:
+                    by_epoch[max(1, math.ceil(entry["epoch"] - 1e-9))].append(entry[key])
+            return [float(np.mean(by_epoch[epoch])) for epoch in sorted(by_epoch)]
+
         return cls(
             method=method,
             accuracy_per_epoch=accuracies,
@@ -235,6 +253,10 @@ class RunSummary:
             selection_precision=after_burn_in("mentornet/selection_precision"),
             selection_recall=after_burn_in("mentornet/selection_recall"),
             train_seconds=next(entry["train_runtime"] for entry in history if "train_runtime" in entry),
+            memorised_per_epoch=[entry["eval_memorised"] for entry in history if "eval_memorised" in entry],
+            corrected_per_epoch=[entry["eval_corrected"] for entry in history if "eval_corrected" in entry],
+            mean_weight_clean_per_epoch=per_epoch("mentornet/mean_weight_clean"),
+            mean_weight_noisy_per_epoch=per_epoch("mentornet/mean_weight_noisy"),
         )
 
 
@@ -349,6 +371,9 @@ def train_method(
         corrupted_fraction=corrupted_fraction,
         overrides={"eval_strategy": "no" if test_split is None else "epoch"},
     )
+    corrupted = None
+    if "is_noisy" in train.column_names and is_noisy.any():
+        corrupted = train.select(np.flatnonzero(is_noisy)).flatten_indices()
     if method.clean_only:
         # The ceiling of a perfect curriculum: the same student on the correctly labelled samples only.
         train = train.select(np.flatnonzero(~is_noisy)).flatten_indices()
@@ -399,6 +424,9 @@ def train_method(
         extra["curriculum_update_dataset"] = train_for_eval.select(rows)
     if curriculum_update_dataset is not None:
         extra["curriculum_update_dataset"] = prepared(curriculum_update_dataset, train=False)
+    if corrupted is not None and test_split is not None:
+        # How many wrong labels the student fits, per epoch (the oracle's too: it never trains on them).
+        extra["memorisation_dataset"] = prepared(corrupted, train=False)
     _check_student_outputs(base_student, train_for_eval, _num_labels(train, label_column))
     trainer = method.trainer_class(
         model=student,

@@ -234,6 +234,11 @@ class WeightedLossTrainer(Trainer):
         label_issues_dataset (`datasets.Dataset`, *optional*):
             The training samples as the label-issue ranking predicts them: the training set with the evaluation
             transform (no augmentation). Defaults to `train_dataset`.
+        memorisation_dataset (`datasets.Dataset`, *optional*):
+            Training samples whose label is wrong, with `clean_label` and the evaluation transform. At every
+            evaluation of `eval_dataset` the trainer also logs `eval_memorised`, the share of them the student predicts
+            as their wrong label (memorisation: the paper's Fig. 3), and `eval_corrected`, the share it predicts as
+            their right one. Each process predicts all of them.
         compute_loss_func: not supported: the trainer computes the weighted loss itself.
         **kwargs: the other arguments of [`~transformers.Trainer`].
     """
@@ -251,10 +256,17 @@ class WeightedLossTrainer(Trainer):
         eval_dataset: Any = None,
         processing_class: Any = None,
         label_issues_dataset: datasets.Dataset | None = None,
+        memorisation_dataset: datasets.Dataset | None = None,
         compute_loss_func: Any = None,
         **kwargs: Any,
     ) -> None:
         args = self._checked_args(args)
+        if memorisation_dataset is not None and "clean_label" not in memorisation_dataset.column_names:
+            raise ValueError(
+                "`memorisation_dataset` needs a `clean_label` column (the right label of each sample, beside its "
+                "given `labels`), to tell memorising a wrong label from predicting the right one; pass training "
+                "samples as `inject_label_noise` leaves them."
+            )
         if compute_loss_func is not None:
             raise ValueError(
                 f"`compute_loss_func` cannot be combined with {type(self).__name__}, which computes the weighted "
@@ -285,6 +297,7 @@ class WeightedLossTrainer(Trainer):
         if self.args.label_names is None:
             self.label_names = ["labels"]
         self.label_issues_dataset = label_issues_dataset
+        self.memorisation_dataset = memorisation_dataset
         device = self.args.device
         self._metrics: dict[str, defaultdict[str, list[torch.Tensor]]] = {"train": defaultdict(list)}
         training_index = None
@@ -649,6 +662,32 @@ class WeightedLossTrainer(Trainer):
         if prediction_loss_only:
             return loss, None, None
         return loss, logits, labels
+
+    def evaluate(
+        self,
+        eval_dataset: Any = None,
+        ignore_keys: list[str] | None = None,
+        metric_key_prefix: str = "eval",
+    ) -> dict[str, float]:
+        """As [`~transformers.Trainer.evaluate`]; an evaluation of `eval_dataset` also measures the memorisation of
+        `memorisation_dataset` (`eval_memorised`, `eval_corrected`), logged in its own entry."""
+        metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        if self.memorisation_dataset is None or eval_dataset is not None:
+            return metrics
+        predictions = self._student_predictions(self.memorisation_dataset, "Memorisation")
+        wrong = predictions["label"] != predictions["clean_label"]  # only the wrong labels can be memorised
+        if not wrong.any():
+            return metrics
+        fit = {
+            f"{metric_key_prefix}_memorised": float(
+                (predictions["predicted_label"] == predictions["label"])[wrong].mean()
+            ),
+            f"{metric_key_prefix}_corrected": float(
+                (predictions["predicted_label"] == predictions["clean_label"])[wrong].mean()
+            ),
+        }
+        self.log(fit)
+        return {**metrics, **fit}
 
     @torch.no_grad()
     def _student_predictions(self, dataset: Any, description: str = "Predicting") -> dict[str, np.ndarray]:
