@@ -224,7 +224,7 @@ def run_name(method: str, cli) -> str:
 
 
 def run_one(dataset, cli, regime: str, noise_rate: float, method: str, seed: int) -> dict:
-    run_dir = os.path.join(cli.output_dir, regime, f"noise-{noise_rate:g}", run_name(method, cli), f"seed-{seed}")
+    run_dir = os.path.join(cli.output_dir, regime, noise_dir(cli, noise_rate), run_name(method, cli), f"seed-{seed}")
     overrides = dict(cli.overrides)
     training_method = method
     if "curriculum" in overrides and method.startswith("mentornet-"):  # a variant's curriculum for MentorNet
@@ -240,7 +240,7 @@ def run_one(dataset, cli, regime: str, noise_rate: float, method: str, seed: int
         training_method,
         settings,
         noise_rate=noise_rate,
-        noise_type="uniform",
+        noise_type=cli.noise_type,
         noise_seed=seed,
         image_column="img",
         label_column="label",
@@ -257,8 +257,13 @@ def run_one(dataset, cli, regime: str, noise_rate: float, method: str, seed: int
         "curriculum_update_steps": [
             entry["step"] for entry in trainer.state.log_history if "mentornet/curriculum_update" in entry
         ],
-        **(label_issue_detection(dataset, run_dir, noise_rate, seed) if method in DETECTING_METHODS else {}),
+        **(
+            label_issue_detection(dataset, run_dir, cli.noise_type, noise_rate, seed)
+            if method in DETECTING_METHODS
+            else {}
+        ),
         "regime": regime,
+        "noise_type": cli.noise_type,
         "noise_rate": noise_rate,
         "seed": seed,
         "epochs": trainer.args.num_train_epochs,
@@ -267,6 +272,11 @@ def run_one(dataset, cli, regime: str, noise_rate: float, method: str, seed: int
         "wall_seconds": time.perf_counter() - start,
     }
     return save_run(run_dir, record)
+
+
+def noise_dir(cli, noise_rate: float) -> str:
+    """`noise-<p>` for the paper's uniform noise, `<type>-<p>` for another type (`pair-0.4`)."""
+    return f"{'noise' if cli.noise_type == 'uniform' else cli.noise_type}-{noise_rate:g}"
 
 
 def save_run(run_dir: str, record: dict) -> dict:
@@ -287,10 +297,12 @@ def detection_scores(truth: np.ndarray, flagged: np.ndarray, score: np.ndarray) 
     }
 
 
-def label_issue_detection(dataset: datasets.DatasetDict, run_dir: str, noise_rate: float, seed: int) -> dict:
+def label_issue_detection(
+    dataset: datasets.DatasetDict, run_dir: str, noise_type: str, noise_rate: float, seed: int
+) -> dict:
     """Precision, recall (flagged: score > 0.5, i.e. mean weight < 0.5 or a wrong final prediction) and AUROC of the
     trainer's label-issue ranking (`run_dir/label_issues.csv`) against the samples whose label was corrupted."""
-    noisy = inject_label_noise(dataset["train"], noise_rate, "uniform", seed=seed, label_column="label")
+    noisy = inject_label_noise(dataset["train"], noise_rate, noise_type, seed=seed, label_column="label")
     is_noisy = np.asarray(noisy["is_noisy"], dtype=bool)[np.argsort(noisy["sample_index"])]
     ranking = pd.read_csv(os.path.join(run_dir, LABEL_ISSUES_FILE))
     truth = is_noisy[ranking["sample_index"].to_numpy()]
@@ -304,9 +316,10 @@ def cleanlab_detection(dataset: datasets.DatasetDict, cli, regime: str, noise_ra
     from cleanlab.filter import find_label_issues  # a dev requirement: the other scripts import this one without it
     from cleanlab.rank import get_label_quality_scores
 
-    run_dir = os.path.join(cli.output_dir, regime, f"noise-{noise_rate:g}", "cleanlab", f"seed-{seed}")
+    run_dir = os.path.join(cli.output_dir, regime, noise_dir(cli, noise_rate), "cleanlab", f"seed-{seed}")
+    noise_type = cli.noise_type
     start = time.perf_counter()
-    noisy = inject_label_noise(dataset["train"], noise_rate, "uniform", seed=seed, label_column="label")
+    noisy = inject_label_noise(dataset["train"], noise_rate, noise_type, seed=seed, label_column="label")
     given, truth = np.asarray(noisy["label"]), np.asarray(noisy["is_noisy"], dtype=bool)
     # The folds see the given labels only (a noise rate of 0 below keeps them as they are).
     given_only = noisy.remove_columns(["clean_label", "is_noisy", "sample_index"])
@@ -333,6 +346,7 @@ def cleanlab_detection(dataset: datasets.DatasetDict, cli, regime: str, noise_ra
     record = {
         "method": "cleanlab",
         "regime": regime,
+        "noise_type": noise_type,
         "noise_rate": noise_rate,
         "seed": seed,
         "folds": cli.cleanlab_folds,
@@ -343,26 +357,43 @@ def cleanlab_detection(dataset: datasets.DatasetDict, cli, regime: str, noise_ra
     return save_run(run_dir, record)
 
 
+# Orderings the tables check in every seed (a win counts only when it holds in each): the paper's Table 2 and the
+# issues' goals.
+ORDERINGS = (
+    ("mentornet-dd", "mentornet-pd"),
+    ("mentornet-pd", "plain"),
+    ("mentornet-dd", "plain"),
+    ("mentornet-dd", "co-teaching"),
+    ("mentormix", "co-teaching"),
+    ("mentormix", "mentornet-pd"),
+)
+
+
+def noise_type_of(record: dict) -> str:
+    return record.get("noise_type", "uniform")  # the runs from before pair noise are uniform
+
+
 def tables(records: list[dict], methods: list[str], noise_rates: list[float]) -> str:
-    """Markdown: per regime, last (best) accuracy and the gap share per method and noise rate, means over seeds (with
-    several, the gap share's ± is half its range over them)."""
+    """Markdown: per regime and noise type, each seed's last accuracy, the mean best, and the gap share (mean, with
+    each seed's in brackets) per method and noise rate; then which of `ORDERINGS` holds in every seed."""
     records = [record for record in records if record["method"] != "cleanlab"]  # it trains no student to score
     lines = []
-    for regime in dict.fromkeys(record["regime"] for record in records):
+    for regime, noise_type in dict.fromkeys((record["regime"], noise_type_of(record)) for record in records):
         by_key: dict[tuple[str, float], dict[int, dict]] = {}
         for record in records:
-            if record["regime"] == regime:
+            if (record["regime"], noise_type_of(record)) == (regime, noise_type):
                 by_key.setdefault((record["method"], record["noise_rate"]), {})[record["seed"]] = record
-        header = " | ".join(f"p={rate:g} last (best) | gap share" for rate in noise_rates)
-        lines += [f"\n### {regime}\n", f"| method | {header} |", "|---" * (1 + 2 * len(noise_rates)) + "|"]
+        title = regime if noise_type == "uniform" else f"{regime}, {noise_type} noise"
+        header = " | ".join(f"p={rate:g} last per seed (mean best) | gap share" for rate in noise_rates)
+        lines += [f"\n### {title}\n", f"| method | {header} |", "|---" * (1 + 2 * len(noise_rates)) + "|"]
         for method in dict.fromkeys([*methods, *(method for method, _ in by_key)]):
             cells = []
             for rate in noise_rates:
-                runs = by_key.get((method, rate), {})
+                runs = dict(sorted(by_key.get((method, rate), {}).items()))
                 if not runs:
                     cells += ["-", "-"]
                     continue
-                last = np.mean([run["last_accuracy"] for run in runs.values()])
+                lasts = " / ".join(f"{run['last_accuracy']:.3f}" for run in runs.values())
                 best = np.mean([run["best_accuracy"] for run in runs.values()])
                 shares = []
                 for seed, run in runs.items():
@@ -372,11 +403,53 @@ def tables(records: list[dict], methods: list[str], noise_rates: list[float]) ->
                         gap = oracle["last_accuracy"] - plain["last_accuracy"]
                         shares.append((run["last_accuracy"] - plain["last_accuracy"]) / gap)
                 share = f"{np.mean(shares):+.2f}" if shares else "-"
-                if len(shares) > 1:  # the spread over seeds: half the range
-                    share += f" ±{np.ptp(shares) / 2:.2f}"
-                cells += [f"{last:.3f} ({best:.3f})", share]
+                if len(shares) > 1:
+                    share += " (" + " / ".join(f"{value:+.2f}" for value in shares) + ")"
+                cells += [f"{lasts} ({best:.3f})", share]
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        for rate in noise_rates:
+            verdicts = []
+            for better, worse in ORDERINGS:
+                a, b = by_key.get((better, rate), {}), by_key.get((worse, rate), {})
+                seeds = sorted(set(a) & set(b))
+                if seeds:
+                    holds = all(a[seed]["last_accuracy"] > b[seed]["last_accuracy"] for seed in seeds)
+                    verdicts.append(f"{better} {'>' if holds else 'not >'} {worse}")
+            if verdicts:
+                lines.append(f"\np={rate:g}, in every seed: " + "; ".join(verdicts) + ".")
     return "\n".join(lines)
+
+
+def memorisation_figures(records: list[dict], directory: str) -> list[str]:
+    """Per regime, noise type and rate: test accuracy and the memorised share of the corrupted training samples over
+    the epochs, one line per method (seed 0; the paper's Fig. 3). Only runs that measured memorisation."""
+    from matplotlib.figure import Figure
+
+    groups: dict[tuple[str, str, float], list[dict]] = {}
+    for record in records:
+        if record.get("memorised_per_epoch") and record["seed"] == 0:
+            groups.setdefault((record["regime"], noise_type_of(record), record["noise_rate"]), []).append(record)
+    paths = []
+    for (regime, noise_type, rate), runs in groups.items():
+        figure = Figure(figsize=(11, 4), layout="constrained")
+        accuracy, memorised = figure.subplots(1, 2)
+        for run in sorted(runs, key=lambda run: run["method"]):
+            epochs = range(1, len(run["accuracy_per_epoch"]) + 1)
+            (line,) = accuracy.plot(epochs, run["accuracy_per_epoch"], label=run["method"])
+            memorised.plot(
+                range(1, len(run["memorised_per_epoch"]) + 1), run["memorised_per_epoch"], color=line.get_color()
+            )
+        accuracy.set(xlabel="epoch", ylabel="clean test accuracy", title="test accuracy")
+        memorised.set(
+            xlabel="epoch", ylabel="share of corrupted samples", ylim=(0, 1),
+            title="corrupted training labels the student predicts (memorised)",
+        )  # fmt: skip
+        accuracy.legend(fontsize=7)
+        figure.suptitle(f"{regime}, {rate:.0%} {noise_type} noise, seed 0")
+        path = os.path.join(directory, f"memorisation-{regime}-{noise_type}-{rate:g}.png")
+        figure.savefig(path, dpi=110)
+        paths.append(path)
+    return paths
 
 
 def summary(record: dict) -> str:
@@ -416,6 +489,13 @@ def main() -> None:
     parser.add_argument("--output_dir", default="runs/noisy_cifar")
     parser.add_argument("--train_subset", type=int, default=20_000)
     parser.add_argument("--noise_rates", type=float, nargs="+", default=[0.2, 0.4, 0.8])
+    parser.add_argument(
+        "--noise_type",
+        choices=["uniform", "pair"],
+        default="uniform",
+        help="uniform: the paper's (a uniformly drawn class); pair: class c becomes c + 1 (class-dependent noise, "
+        "runs under `<regime>/pair-<p>/`).",
+    )
     parser.add_argument("--regimes", nargs="+", default=list(REGIMES), choices=list(REGIMES))
     parser.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
@@ -451,6 +531,9 @@ def main() -> None:
         "update learns from (the paper's D'; 2,000 = a tenth of the training subset, as 5,000 of CIFAR-10's 50,000).",
     )
     parser.add_argument("--report", action="store_true", help="Only print the tables of the finished runs.")
+    parser.add_argument(
+        "--figures", default=None, help="A directory for the memorisation figures of the runs reported (seed 0)."
+    )
     cli = parser.parse_args()
     if bool(cli.variant) != bool(cli.overrides):
         parser.error("--variant and --overrides go together: name the variant its overrides define.")
@@ -467,7 +550,7 @@ def main() -> None:
             for noise_rate in cli.noise_rates:
                 for name in names:
                     run_dir = os.path.join(
-                        cli.output_dir, regime, f"noise-{noise_rate:g}", name if name == "cleanlab" else
+                        cli.output_dir, regime, noise_dir(cli, noise_rate), name if name == "cleanlab" else
                         run_name(name, cli), f"seed-{seed}",
                     )  # fmt: skip
                     if cli.report or os.path.isfile(os.path.join(run_dir, "run.json")):
@@ -479,14 +562,19 @@ def main() -> None:
                     print(f"{regime} p={noise_rate:g} {record['method']} seed {seed}: {summary(record)}", flush=True)
     # The report: every finished run of these regimes, noise rates and seeds (variants and other calls' runs too).
     records = []
-    for path in sorted(glob.glob(os.path.join(cli.output_dir, "*", "noise-*", "*", "seed-*", "run.json"))):
+    for path in sorted(glob.glob(os.path.join(cli.output_dir, "*", "*-*", "*", "seed-*", "run.json"))):
         with open(path) as file:
             record = json.load(file)
-        if (record["regime"], record["noise_rate"], record["seed"]) in itertools.product(
-            cli.regimes, cli.noise_rates, cli.seeds
-        ):
+        if noise_type_of(record) == cli.noise_type and (
+            record["regime"],
+            record["noise_rate"],
+            record["seed"],
+        ) in itertools.product(cli.regimes, cli.noise_rates, cli.seeds):
             records.append(record)
     print(tables(records, cli.methods, cli.noise_rates))
+    if cli.figures:
+        os.makedirs(cli.figures, exist_ok=True)
+        print("figures:", *memorisation_figures(records, cli.figures))
     print(detection_table(records, cli.noise_rates))
     print(f"\n{len(records)} runs, {time.perf_counter() - start:.0f} s this call.")
 
