@@ -28,7 +28,12 @@ detection: the trainer's ranking (`label_issues`, plain and MentorNet runs) and,
 `find_label_issues` on out-of-sample probabilities from `--cleanlab_folds`-fold cross-validation of plain training,
 scored against the corrupted samples (precision, recall, AUROC). Every run writes
 `<output_dir>/<regime>/noise-<p>/<method>/seed-<s>/run.json`; a run whose JSON exists is skipped (resumable), and
-`--report` prints the tables of the finished runs only. The committed runs are in `bench/results/noisy_cifar`.
+`--report` prints the tables of the finished runs only (each seed's value; an ordering counts only when it holds in
+every seed), `--figures DIR` draws test accuracy and memorised share per epoch per setting. The committed runs are in
+`bench/results/noisy_cifar`. Every run also measures memorisation after each epoch: the share of the corrupted
+training samples the student predicts as their wrong label (`memorised_per_epoch`; `corrected_per_epoch` as their
+right one), and the mean weight of right and corrupted labels per epoch. `--noise_type pair` (class c becomes c + 1:
+class-dependent noise, where the wrong class is learnable) writes under `<regime>/pair-<p>/`.
 
 Speed here (2 cores): one process trains ~830 images/s on one thread with the trainer's data pipeline, so a `noreg`
 run takes ~15 minutes and two single-thread processes on disjoint settings run side by side at full speed each
@@ -97,7 +102,11 @@ METHODS = [
 REGIMES = {
     "full": read_yaml(CONFIGS_DIR / "cifar.yaml", CONFIGS_DIR / "cifar_cpu_full.yaml"),
     "noreg": read_yaml(CONFIGS_DIR / "cifar.yaml", CONFIGS_DIR / "cifar_cpu_noreg.yaml"),
+    "memorising": read_yaml(CONFIGS_DIR / "cifar.yaml", CONFIGS_DIR / "cifar_cpu_memorising.yaml"),
 }
+# The bench's own keys of a regime (not training arguments): the paper's augmentation, the training images.
+REGIME_KEYS = ("cifar_augmentation", "train_subset")
+DEFAULT_TRAIN_SUBSET = 20_000
 # The baselines' parameters, fixed (the paper tunes them); each goes to the methods whose arguments take it.
 BASELINE_PARAMETERS = ("focal_gamma", "reed_beta", "self_paced_percentile")
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
@@ -189,6 +198,13 @@ def load_cifar(path: str, train_subset: int) -> datasets.DatasetDict:
     return dataset
 
 
+def regime_train_subset(cli, regime: str) -> int:
+    """The training images of `regime`'s runs: `--train_subset`, else the regime's, else 20,000."""
+    if cli.train_subset is not None:
+        return cli.train_subset
+    return REGIMES[regime].get("train_subset", DEFAULT_TRAIN_SUBSET)
+
+
 def student_factory(drop_rate: float = 0.0) -> Callable[[], nn.Module]:
     def build() -> nn.Module:
         return SmallResNet(SmallResNetConfig(num_labels=10, drop_rate=drop_rate)).to(memory_format=torch.channels_last)
@@ -199,7 +215,7 @@ def student_factory(drop_rate: float = 0.0) -> Callable[[], nn.Module]:
 def training_settings(cli, regime: str, method: str, run_dir: str, seed: int, **overrides) -> dict:
     """The protocol's training arguments (the module docstring) for one run of `method`; `overrides` replace any of
     them."""
-    protocol = {name: value for name, value in REGIMES[regime].items() if name != "cifar_augmentation"}
+    protocol = {name: value for name, value in REGIMES[regime].items() if name not in REGIME_KEYS}
     accepted = {field.name for field in dataclasses.fields(TRAINING_METHODS[method].trainer_class.args_class)}
     settings = {
         **protocol,
@@ -420,6 +436,33 @@ def tables(records: list[dict], methods: list[str], noise_rates: list[float]) ->
     return "\n".join(lines)
 
 
+def memorisation_table(records: list[dict]) -> str:
+    """Markdown: per run that measured it, the share of corrupted training labels memorised at a few epochs and at
+    the last, and how far the last accuracy fell from the best epoch's."""
+    measured = [record for record in records if record.get("memorised_per_epoch")]
+    if not measured:
+        return ""
+    lines = [
+        "\n### memorisation: corrupted training labels predicted as their wrong label\n",
+        "| regime | noise | method | seed | images x epochs | memorised at 25% / 50% / 75% / last epoch | best (epoch) "
+        "| last | best - last |",
+        "|---" * 9 + "|",
+    ]
+    for record in sorted(
+        measured, key=lambda r: (r["regime"], noise_type_of(r), r["noise_rate"], r["method"], r["seed"])
+    ):
+        memorised, accuracy = record["memorised_per_epoch"], record["accuracy_per_epoch"]
+        marks = [memorised[max(0, round(len(memorised) * share) - 1)] for share in (0.25, 0.5, 0.75, 1.0)]
+        best_epoch = int(np.argmax(accuracy)) + 1
+        lines.append(
+            f"| {record['regime']} | {record['noise_rate']:g} {noise_type_of(record)} | {record['method']} | "
+            f"{record['seed']} | {record['train_size']:,} x {record['epochs']:g} | "
+            + " / ".join(f"{mark:.3f}" for mark in marks)
+            + f" | {max(accuracy):.3f} ({best_epoch}) | {accuracy[-1]:.3f} | {max(accuracy) - accuracy[-1]:.3f} |"
+        )
+    return "\n".join(lines)
+
+
 def memorisation_figures(records: list[dict], directory: str) -> list[str]:
     """Per regime, noise type and rate: test accuracy and the memorised share of the corrupted training samples over
     the epochs, one line per method (seed 0; the paper's Fig. 3). Only runs that measured memorisation."""
@@ -487,7 +530,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "../../shared/data/cifar10"))
     parser.add_argument("--output_dir", default="runs/noisy_cifar")
-    parser.add_argument("--train_subset", type=int, default=20_000)
+    parser.add_argument(
+        "--train_subset",
+        type=int,
+        default=None,
+        help=f"Training images of every regime (default: the regime's, else {DEFAULT_TRAIN_SUBSET:,}; 0 = all).",
+    )
     parser.add_argument("--noise_rates", type=float, nargs="+", default=[0.2, 0.4, 0.8])
     parser.add_argument(
         "--noise_type",
@@ -541,12 +589,16 @@ def main() -> None:
     logging.set_verbosity_error()
     logging.disable_progress_bar()
     datasets.disable_progress_bars()
-    dataset = load_cifar(cli.data, cli.train_subset)
+    datasets_by_size = {}  # one CIFAR subset per training-set size the regimes use
 
     start = time.perf_counter()
     names = [*cli.methods, *(["cleanlab"] if cli.cleanlab else [])]
     for seed in cli.seeds:
         for regime in cli.regimes:
+            size = regime_train_subset(cli, regime)
+            if size not in datasets_by_size and not cli.report:
+                datasets_by_size[size] = load_cifar(cli.data, size)
+            dataset = datasets_by_size.get(size)
             for noise_rate in cli.noise_rates:
                 for name in names:
                     run_dir = os.path.join(
@@ -572,6 +624,7 @@ def main() -> None:
         ) in itertools.product(cli.regimes, cli.noise_rates, cli.seeds):
             records.append(record)
     print(tables(records, cli.methods, cli.noise_rates))
+    print(memorisation_table(records))
     if cli.figures:
         os.makedirs(cli.figures, exist_ok=True)
         print("figures:", *memorisation_figures(records, cli.figures))

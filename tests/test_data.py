@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import PIL.Image
 import pytest
@@ -160,3 +162,18 @@ def test_image_transforms_follow_a_transformers_student(tmp_path):
     with pytest.raises(ValueError, match="no image processor saved.*AutoImageProcessor.from_pretrained"):
         image_transforms(reloaded)
     assert image_transforms(reloaded, image_size=16, train=False)(image).shape == (1, 16, 16)
+
+
+def test_transforms_run_in_the_dataloader_workers(digits, tmp_path):
+    """The transforms are lazy, so a DataLoader with workers (Trainer's `dataloader_num_workers`) runs them there."""
+    transform = image_transforms(None, image_size=8)
+
+    def recording(image):
+        (tmp_path / f"pid-{os.getpid()}").touch()
+        return transform(image)
+
+    data = with_image_transform(digits["train"].select(range(64)), recording)
+    loader = torch.utils.data.DataLoader(data, batch_size=16, num_workers=2, collate_fn=MentorNetCollator())
+    assert sum(batch["pixel_values"].shape[0] for batch in loader) == 64
+    pids = {int(path.name.split("-")[1]) for path in tmp_path.glob("pid-*")}
+    assert len(pids) == 2 and os.getpid() not in pids

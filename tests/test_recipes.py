@@ -68,7 +68,9 @@ def test_cifar_recipe_and_output_dir_guard(digits_folder, tmp_path, capsys):
         "--student", "transformers/resnet", "--student_kwargs", TINY_STUDENT, "--image_size", "16",
         "--num_train_epochs", "2", "--per_device_train_batch_size", "50", "--save_strategy", "no",
     ]  # fmt: skip
-    cifar.main(*cifar.parse_cifar_args(argv))
+    script_args, training_args = cifar.parse_cifar_args(argv)
+    assert training_args.dataloader_num_workers == 4  # the protocol's: the transforms run in the workers
+    cifar.main(script_args, training_args)
     results = json.loads(Path(output_dir, "results.json").read_text())
     assert len(results["accuracy_per_epoch"]) == 2 and results["method"] == "mentornet-pd"
     assert "last accuracy" in capsys.readouterr().out
