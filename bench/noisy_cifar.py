@@ -6,12 +6,14 @@ A 20,000-image subset of the CIFAR-10 training set gets symmetric label noise wi
 0.8 (the noise draw is the seed); the subset is disjoint from the 5,000 images the shipped DD curricula learned from.
 A small ResNet-style student (604k parameters, stride-2 stem, channels_last, fp32) is trained from scratch with every
 method through the recipes' `run_experiment` (`recipes/recipe_helpers.py`), and its clean accuracy on the full 10,000-image test set is
-measured after every epoch. The protocol is the CIFAR recipe's, `recipes/configs/cifar.yaml`, with one of two
-CPU regimes over it (`cifar_cpu_full.yaml`, `cifar_cpu_noreg.yaml`), as the paper's FullModel and NoReg:
+measured after every epoch. The protocol is the CIFAR recipe's, `recipes/configs/cifar.yaml`, with one of three
+CPU regimes over it (`cifar_cpu_full.yaml`, `cifar_cpu_noreg.yaml`, `cifar_cpu_memorising.yaml`):
 
 - `full`: augmentation (pad 4, random crop, flip) + weight decay 2e-4 (scaled by the batch's mean weight,
   Appendix E.3), 40 epochs;
-- `noreg`: no augmentation, no weight decay, 30 epochs.
+- `noreg`: no augmentation, no weight decay, 30 epochs;
+- `memorising`: `full`'s regularisation on 5,000 images for 120 epochs (`cifar_cpu_memorising.yaml`), where plain
+  training memorises the corrupted labels (`full` does not).
 
 Both: batch 128, momentum SGD 0.9, lr 0.1 x0.1 at 50%, 64.1% and 76.9% of training (the paper's steps 19.5k, 25k,
 30k of 39k). Methods: plain (FullModel / NoReg), forgetting (dropout `--forgetting_drop_rate` before the classifier;
