@@ -15,7 +15,7 @@ CPU regimes over it (`cifar_cpu_full.yaml`, `cifar_cpu_noreg.yaml`, `cifar_cpu_m
 - `memorising`: `full`'s regularisation on 5,000 images for 120 epochs (`cifar_cpu_memorising.yaml`), where plain
   training memorises the corrupted labels (`full` does not).
 
-Both: batch 128, momentum SGD 0.9, lr 0.1 x0.1 at 50%, 64.1% and 76.9% of training (the paper's steps 19.5k, 25k,
+All: batch 128, momentum SGD 0.9, lr 0.1 x0.1 at 50%, 64.1% and 76.9% of training (the paper's steps 19.5k, 25k,
 30k of 39k). Methods: plain (FullModel / NoReg), forgetting (dropout `--forgetting_drop_rate` before the classifier;
 the paper tunes 0.2-0.9), self-paced, focal, reed-soft, reed-hard, s-model, co-teaching, mentornet-pd,
 mentornet-dd (the shipped DD learned at the noise rate nearest the run's, as the paper learns one per rate:
