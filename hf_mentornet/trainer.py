@@ -23,7 +23,13 @@ from .hub import load_curriculum, save_curriculum
 from .learning import learn_from_records, learn_predefined
 from .modeling_mentornet import MentorNetModel
 from .training_args import CURRICULUM_SETTINGS, MentorNetTrainingArguments
-from .weighted_trainer import WeightedLossTrainer, check_training_index, damaged_checkpoint_error, required_column
+from .weighted_trainer import (
+    WeightedLossTrainer,
+    check_training_index,
+    damaged_checkpoint_error,
+    index_size,
+    required_column,
+)
 
 __all__ = ["MentorNetTrainer"]
 
@@ -533,7 +539,7 @@ def curriculum_fingerprint(curriculum: MentorNetModel) -> str:
 def _num_samples(train_dataset: Any) -> int:
     """Size of the per-sample weight table of the closed-form branch: the largest `sample_index` + 1."""
     if isinstance(train_dataset, datasets.Dataset) and "sample_index" in train_dataset.column_names:
-        return int(check_training_index(train_dataset, "`curriculum_type`='closed-form'").max(initial=-1)) + 1
+        return index_size(check_training_index(train_dataset, "`curriculum_type`='closed-form'"))
     if isinstance(train_dataset, torch.utils.data.IterableDataset | datasets.IterableDataset) or train_dataset is None:
         raise ValueError(
             "`curriculum_type`='closed-form' keeps one weight per training sample and needs a sized `train_dataset` "

@@ -306,7 +306,7 @@ class WeightedLossTrainer(Trainer):
         self._label_issue_aggregates = None
         if self.args.label_issues:
             # Sized by the training set's index when it has one, so that counting a batch reads no index (no sync).
-            num_samples = None if training_index is None else int(training_index.max(initial=-1)) + 1
+            num_samples = None if training_index is None else index_size(training_index)
             self._label_issue_aggregates = LabelIssueAggregates(device, num_samples)
         self._records = (
             StudentRecords(os.path.join(self.args.output_dir, STUDENT_RECORDS_DIR), write=self.args.should_save)
@@ -550,6 +550,16 @@ class WeightedLossTrainer(Trainer):
             required_column(batch, "sample_index", "the student records (`record_student=True`)")
             self._records.add(batch, weights, progress, epoch)
 
+    @cached_property
+    def _weight_decay_on_device(self) -> bool:
+        """Whether `_scale_weight_decay` applies the decay itself (known once the optimizer exists)."""
+        optimizer = self.optimizer.optimizer
+        return (
+            self.accelerator.scaler is None
+            and isinstance(optimizer, DEVICE_DECAY_OPTIMIZERS)
+            and not any(group.get("maximize") for group in optimizer.param_groups)
+        )
+
     @torch.no_grad()
     def _scale_weight_decay(self) -> None:
         """Appendix E.3: `theta_t = theta_0 * sum(v) / b` over the optimizer step's samples. Scaling the param groups'
@@ -565,8 +575,7 @@ class WeightedLossTrainer(Trainer):
         groups = self.optimizer.param_groups
         for group in groups:
             group.setdefault("initial_weight_decay", group["weight_decay"])
-        on_device = self.accelerator.scaler is None and isinstance(self.optimizer.optimizer, DEVICE_DECAY_OPTIMIZERS)
-        if on_device and not any(group.get("maximize") for group in groups):
+        if self._weight_decay_on_device:
             for group in groups:
                 group["weight_decay"] = 0.0
                 params = [param for param in group["params"] if param.grad is not None]
@@ -1028,6 +1037,11 @@ def required_column(batch: dict[str, Any], name: str, user: str) -> Any:
             "`hf_mentornet.add_sample_index(dataset)` (inject_label_noise adds one) and keep it in the collator."
         )
     return batch[name]
+
+
+def index_size(index: np.ndarray) -> int:
+    """The size of a per-sample table over a checked training index: its largest `sample_index` + 1."""
+    return int(index.max(initial=-1)) + 1
 
 
 def check_training_index(dataset: Any, needed_by: str) -> np.ndarray | None:
