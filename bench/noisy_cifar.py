@@ -98,6 +98,7 @@ METHODS = [
     "co-teaching",
     "mentornet-pd",
     "mentornet-dd",
+    "mentornet-dd-onpolicy",
     "mentormix",
     "oracle",
 ]
@@ -264,9 +265,18 @@ def run_one(dataset, cli, regime: str, noise_rate: float, method: str, seed: int
         label_column="label",
         cifar_augmentation=REGIMES[regime]["cifar_augmentation"],
         transform_kwargs={"mean": CIFAR_MEAN, "std": CIFAR_STD},
-        curriculum_update_size=cli.curriculum_update_size if settings.get("curriculum_update_at") else 0,
+        curriculum_update_size=cli.curriculum_update_size
+        if settings.get("curriculum_update_at") and not TRAINING_METHODS[training_method].on_policy
+        else 0,
+        trusted_size=cli.trusted_size if TRAINING_METHODS[training_method].on_policy else 0,
     )
-    curriculum = trainer.args.curriculum if isinstance(trainer, MentorNetTrainer) else method
+    curriculum = method
+    if isinstance(trainer, MentorNetTrainer):
+        curriculum = (
+            trainer.curriculum.config.curriculum_name
+            if trainer.trusted_dataset is not None
+            else trainer.args.curriculum
+        )
     record = {
         **result.__dict__,
         "method": run_name(method, cli),
@@ -274,6 +284,13 @@ def run_one(dataset, cli, regime: str, noise_rate: float, method: str, seed: int
         "overrides": cli.overrides,
         "curriculum_update_steps": [
             entry["step"] for entry in trainer.state.log_history if "mentornet/curriculum_update" in entry
+        ],
+        # The on-policy DD's learnings: the step, the percentile chosen, its held-out quality on the trusted subset.
+        "on_policy_learnings": [
+            {key.removeprefix("mentornet/"): value for key, value in entry.items() if key.startswith("mentornet/dd_")}
+            | {"step": entry["step"]}
+            for entry in trainer.state.log_history
+            if "mentornet/dd_percentile" in entry
         ],
         **(
             label_issue_detection(dataset, run_dir, cli.noise_type, noise_rate, seed)
@@ -384,6 +401,8 @@ ORDERINGS = (
     ("mentornet-dd", "co-teaching"),
     ("mentormix", "co-teaching"),
     ("mentormix", "mentornet-pd"),
+    ("mentornet-dd-onpolicy", "mentornet-pd"),
+    ("mentornet-dd-onpolicy", "co-teaching"),
 )
 
 
@@ -579,6 +598,13 @@ def main() -> None:
         default=2_000,
         help="With a `curriculum_update_at` override: the training samples whose clean labels the data-driven "
         "update learns from (the paper's D'; 2,000 = a tenth of the training subset, as 5,000 of CIFAR-10's 50,000).",
+    )
+    parser.add_argument(
+        "--trusted_size",
+        type=int,
+        default=1_000,
+        help="The on-policy DD's trusted subset: training images whose clean labels it is told (5%% of the 20,000 "
+        "training images; they stay in every method's training set with their given labels).",
     )
     parser.add_argument("--report", action="store_true", help="Only print the tables of the finished runs.")
     parser.add_argument(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +26,7 @@ import datasets
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import roc_auc_score
 from torch import nn
 from transformers import set_seed
@@ -33,6 +35,7 @@ from transformers.utils import logging
 from .configuration_mentornet import DD_DROPOUT_SCHEDULE, MentorNetConfig
 from .curricula import curriculum_weights, feature_grid, validate_curriculum_name
 from .data import MentorNetCollator, image_transforms, with_image_transform
+from .features import loss_diff_column
 from .modeling_mentornet import MentorNetModel
 from .noise import inject_label_noise
 from .weighted_trainer import WeightedLossArguments, WeightedLossTrainer
@@ -52,6 +55,8 @@ ARCHITECTURE_KEYS = (
     "fc_hidden_size",
 )
 DEFAULT_PERCENTILES = (40, 50, 60, 75, 80, 90)
+LOSS_DIFF_REFERENCES = ("trainer", "epoch", "all")
+DD_TARGETS = ("posterior", "balanced", "monotone")
 # The paper decays the learning rate 30 times over 30k steps; the defaults keep the 30 decays over fewer steps.
 NUM_DECAYS = 30
 
@@ -97,10 +102,12 @@ def _logits(model: MentorNetModel, features: dict[str, torch.Tensor], batch_size
         )
 
 
-def _objective(logits: torch.Tensor, targets: torch.Tensor, objective: str) -> torch.Tensor:
+def _objective(
+    logits: torch.Tensor, targets: torch.Tensor, objective: str, weights: torch.Tensor | None = None
+) -> torch.Tensor:
     if objective == "mse":
         return F.mse_loss(torch.sigmoid(logits), targets)
-    return F.binary_cross_entropy_with_logits(logits, targets)
+    return F.binary_cross_entropy_with_logits(logits, targets, weight=weights)
 
 
 def _fit(
@@ -116,6 +123,7 @@ def _fit(
     warmup_steps: int,
     max_grad_norm: float,
     seed: int,
+    weights: torch.Tensor | None = None,
 ) -> int:
     """Adam with linear warm-up, staircase exponential decay and gradient-norm clipping, on shuffled passes over
     `features`.
@@ -147,7 +155,7 @@ def _fit(
                 features["epoch"][index],
                 features["label"][index],
             ).logits
-            loss = _objective(logits, targets[index], objective)
+            loss = _objective(logits, targets[index], objective, None if weights is None else weights[index])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
@@ -182,6 +190,7 @@ def _fit_and_score(
     warmup_steps: int,
     max_grad_norm: float,
     seed: int,
+    weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
     """Fit `model` on the `train_index` rows; return its logits on the training and the test rows, and the
     optimisation's part of the metrics."""
@@ -199,6 +208,7 @@ def _fit_and_score(
         warmup_steps,
         max_grad_norm,
         seed,
+        None if weights is None else weights[train_index],
     )
     record = {"steps": steps, "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed}
     train_logits, test_logits = _logits(model, train), _logits(model, test)
@@ -438,7 +448,8 @@ def learn_from_records(
     *,
     curriculum_name: str = "data-driven",
     percentiles: Sequence[float] = DEFAULT_PERCENTILES,
-    loss_diff_reference: str = "epoch",
+    loss_diff_reference: str = "trainer",
+    target: str = "posterior",
     max_steps: int = 1_500,
     batch_size: int = 2_048,
     learning_rate: float = 0.1,
@@ -452,25 +463,47 @@ def learn_from_records(
 ) -> tuple[MentorNetModel, dict[str, Any]]:
     r"""
     Learn a data-driven (DD) curriculum from a student's records (paper Sec. 3.1, "Learning data-driven
-    curriculums"): the target weight of a record is `v* = 1[label == clean_label]` and the MentorNet is fitted by
-    sigmoid cross-entropy.
+    curriculums"): the MentorNet learns to tell the records of correctly labelled samples (`v* = 1[label ==
+    clean_label]`) from the corrupted ones, by sigmoid cross-entropy.
 
     Every record is used once per percentile `p` (so the MentorNet sees the range of moving averages it meets in
-    training), with label feature 0 (so it transfers across datasets, as the released code). The paper computes the
-    features "using the latest model": `loss_diff = loss - percentile(losses recorded at the same epoch, p)`, the
-    value the moving p-th percentile of the mini-batch losses has at that point of training. The authors' released
-    code subtracts one `percentile(all recorded losses, p)` from every record instead (`loss_diff_reference="all"`),
-    which makes `loss_diff` the loss shifted by a constant per `p`: the learned weight is then a function of the
-    absolute loss only, and does not follow a student whose losses fall faster or slower than the recorded one's.
+    training), with label feature 0 (so it transfers across datasets, as the released code). Which `loss_diff` it
+    learns from is `loss_diff_reference`:
+
+    - `"trainer"` (default): the records' own `loss_diff_p<p>` columns, the loss minus the trainer's moving average
+      of the p-th batch-loss percentile at that step, exactly the feature [`MentorNetTrainer`] serves (every trainer
+      writes them with `record_student=True`). The epoch feature is the one the trainer serves too: the records'
+      `mentornet_epoch` column when present, else their `epoch` clamped at the config's burn-in epoch with
+      `fixed_epoch_after_burn_in`. What the curriculum learns from is what it is later given (train/serve parity).
+    - `"epoch"`: the paper's "using the latest model": `loss - percentile(losses recorded at the same epoch, p)`.
+    - `"all"`: the authors' released code: `loss - percentile(all recorded losses, p)`, the loss shifted by one
+      constant per `p`, so the learned weight is a function of the absolute loss only and does not follow a student
+      whose losses fall faster or slower than the recorded one's.
+
+    What the MentorNet learns to output is `target`:
+
+    - `"posterior"`: the paper's `v*` as is: the calibrated P(clean | features) under the records' share of
+      corrupted labels. At 20% noise a sample the student cannot fit at all (loss ln 10 on CIFAR-10) still gets a
+      weight near 0.8 from the prior alone.
+    - `"balanced"`: the same cross-entropy with the clean and the corrupted records weighted to equal totals, so the
+      output is the posterior under an even prior: 0.5 where a loss is as likely from a right as from a wrong label,
+      whatever the noise rate.
+    - `"monotone"`: the balanced posterior made to fall with `loss_diff` (isotonic regression, scikit-learn), then
+      learned as a soft target: the paper's Proposition 1 (the weight never rises with the loss) by construction.
+
     Records are split into training and held-out sets by sample, so the copies of one sample never straddle the
-    split.
+    split. The held-out metrics score the weights as a selection: `heldout_mean_weight_clean` and
+    `heldout_mean_weight_noisy` (the mean weight of the right and the wrong labels) and their difference,
+    `heldout_selection_quality` (Youden's J for 0/1 weights), beside AUROC and cross-entropy against `v*`.
 
     Args:
         records (`datasets.Dataset`, `pandas.DataFrame` or `dict` of columns):
-            One row per (sample, recorded epoch) with `epoch` (training progress, int in 0..99), `label` (the given,
-            possibly noisy label, int), `clean_label` (int) and `loss` (the student's loss on the given label).
-            A `sample_index` column (int) is needed when `config.num_steps > 1` (loss histories are built per
-            sample, ordered by epoch) and makes the held-out split by sample; without it each row is a sample.
+            One row per (sample, recorded step) with `epoch` (training progress, int in 0..99), `label` (the given,
+            possibly noisy label, int), `clean_label` (int) and `loss` (the student's loss on the given label);
+            with `loss_diff_reference="trainer"` also `loss_diff_p<percent>` for each percentile (e.g.
+            `loss_diff_p75`) and optionally `mentornet_epoch`. A `sample_index` column (int) is needed when
+            `config.num_steps > 1` (loss histories are built per sample, ordered by epoch) and makes the held-out
+            split by sample; without it each row is a sample.
         config (`MentorNetConfig`, *optional*):
             Architecture and training settings (copied). Defaults to the released architecture with the released
             DD command's training settings: epoch fixed after burn-in and the DD example-dropout schedule.
@@ -478,10 +511,11 @@ def learn_from_records(
         curriculum_name (`str`, *optional*, defaults to `"data-driven"`):
             Recorded in the config and the model card.
         percentiles (`Sequence[float]`, *optional*, defaults to `(40, 50, 60, 75, 80, 90)`):
-            Loss percentiles the loss differences are taken from, as the released code.
-        loss_diff_reference (`str`, *optional*, defaults to `"epoch"`):
-            Which losses the percentiles are taken over: `"epoch"`, the records of the same epoch (the paper), or
-            `"all"`, every record (the released code).
+            Loss percentiles (in 0..100) the loss differences are taken against, as the released code.
+        loss_diff_reference (`str`, *optional*, defaults to `"trainer"`):
+            `"trainer"`, `"epoch"` or `"all"`, see above.
+        target (`str`, *optional*, defaults to `"posterior"`):
+            `"posterior"`, `"balanced"` or `"monotone"`, see above.
         max_steps (`int`, *optional*, defaults to 1,500):
             The paper: 30,000.
         batch_size (`int`, *optional*, defaults to 2,048):
@@ -498,35 +532,57 @@ def learn_from_records(
     Returns:
         `tuple[MentorNetModel, dict]`: the MentorNet in eval mode, provenance filled in
         (`curriculum_kind="data-driven"`, `learned_from` with the records' size, realised noise rate and metrics),
-        and the metrics: held-out `heldout_accuracy` (weight > 0.5 vs clean), `heldout_auroc`,
-        `heldout_cross_entropy`, `train_cross_entropy`, `steps`, `seconds`, ...
+        and the metrics: held-out `heldout_selection_quality`, `heldout_mean_weight_clean` / `_noisy`,
+        `heldout_accuracy` (weight > 0.5 vs clean), `heldout_auroc`, `heldout_cross_entropy`,
+        `train_cross_entropy`, `steps`, `seconds`, ...
     """
     start_time = time.perf_counter()
     if not 0.0 < heldout_fraction < 1.0:
         raise ValueError(f"`heldout_fraction`={heldout_fraction!r} must be in (0, 1), e.g. 0.2.")
     if len(percentiles) == 0 or not all(0 <= p <= 100 for p in percentiles):
         raise ValueError(f"`percentiles`={tuple(percentiles)!r} must be non-empty, each in 0..100, e.g. (50, 75).")
-    if loss_diff_reference not in ("epoch", "all"):
+    if loss_diff_reference not in LOSS_DIFF_REFERENCES:
         raise ValueError(
-            f"`loss_diff_reference`={loss_diff_reference!r} must be 'epoch' (the paper: the percentile of the losses "
-            "recorded at the same epoch) or 'all' (the released code: of every recorded loss)."
+            f"`loss_diff_reference`={loss_diff_reference!r} must be one of {list(LOSS_DIFF_REFERENCES)}: 'trainer' "
+            "(the records' own loss_diff_p<percent> columns, as the trainer serves them), 'epoch' (the paper: the "
+            "percentile of the losses recorded at the same epoch) or 'all' (the released code: of every recorded loss)."
+        )
+    if target not in DD_TARGETS:
+        raise ValueError(
+            f"`target`={target!r} must be one of {list(DD_TARGETS)}: 'posterior' (the paper's 1[label == "
+            "clean_label]), 'balanced' (clean and corrupted records weighted alike) or 'monotone' (the balanced "
+            "posterior made to fall with loss_diff)."
         )
     if config is None and init_model is None:
         config = MentorNetConfig(fixed_epoch_after_burn_in=True, example_dropout_schedule=DD_DROPOUT_SCHEDULE)
     model = _new_model(config, init_model, seed)
     num_steps = model.config.num_steps
-
-    import datasets  # a dependency, imported here to keep `import hf_mentornet` light
+    if loss_diff_reference == "trainer" and num_steps > 1:
+        raise ValueError(
+            f"`loss_diff_reference`='trainer' serves the current loss only, but the config reads a loss history of "
+            f"num_steps={num_steps}; use a config with num_steps=1, or loss_diff_reference='epoch'."
+        )
+    diff_columns = [loss_diff_column(p / 100) for p in percentiles] if loss_diff_reference == "trainer" else []
 
     if isinstance(records, datasets.Dataset):
         if len(records) == 0:
             raise ValueError("`records` is empty; record the student's per-sample losses first.")
         names = records.column_names
         # Read the needed columns at once through the numpy formatter (fast, and honours shuffles and selections).
-        needed = [name for name in (*RECORD_COLUMNS, "sample_index") if name in names]
+        needed = [
+            name for name in (*RECORD_COLUMNS, "sample_index", "mentornet_epoch", *diff_columns) if name in names
+        ]
         records = records.select_columns(needed).with_format("numpy")[:]
     else:
         names = list(records.keys())
+    missing = [name for name in diff_columns if name not in names]
+    if missing:
+        raise ValueError(
+            f"`records` has no {missing} column(s) for `loss_diff_reference`='trainer' (columns: {list(names)}): "
+            "record the student with this version's `record_student=True` (it writes loss_diff_p40 ... "
+            "loss_diff_p90), pass `percentiles` among the recorded ones, or use loss_diff_reference='epoch' (the "
+            "paper) / 'all' (the released code)."
+        )
     epoch = _record_column(records, names, "epoch", "int")
     label = _record_column(records, names, "label", "int")
     clean_label = _record_column(records, names, "clean_label", "int")
@@ -564,22 +620,40 @@ def learn_from_records(
     heldout_samples = np.zeros(len(unique_samples), dtype=bool)
     heldout_samples[np.random.default_rng(seed).permutation(len(unique_samples))[:num_heldout]] = True
     heldout = heldout_samples[sample_id]
+    clean = (label == clean_label).astype(np.float32)
+    if target != "posterior" and len(np.unique(clean[~heldout])) < 2:
+        kind = "corrupted" if clean[~heldout].all() else "correctly labelled"
+        raise ValueError(
+            f"The records' training split holds no {kind} sample, so `target`={target!r} cannot weight the two "
+            "alike: record a student on data with both right and wrong labels."
+        )
 
-    # One copy of every record per percentile; loss_diff from that percentile of the reference losses.
+    # One copy of every record per percentile, with its loss_diff against that percentile's reference.
     thresholds = np.percentile(loss, list(percentiles)).astype(np.float32)
-    references = _percentile_references(loss, epoch, percentiles, loss_diff_reference)
-    loss_t = torch.from_numpy(np.tile(history, (len(thresholds), 1)))
-    diff_t = loss_t - torch.from_numpy(references.reshape(-1))[:, None]
+    loss_t = torch.from_numpy(np.tile(history, (len(percentiles), 1)))
+    if loss_diff_reference == "trainer":
+        diffs = np.concatenate([_record_column(records, names, column, "float") for column in diff_columns])
+        diff_t = torch.from_numpy(diffs.astype(np.float32))[:, None]
+        served_epoch = (
+            _record_column(records, names, "mentornet_epoch", "int")
+            if "mentornet_epoch" in names
+            else _served_epoch(epoch, model.config)
+        )
+    else:
+        references = _percentile_references(loss, epoch, percentiles, loss_diff_reference)
+        diff_t = loss_t - torch.from_numpy(references.reshape(-1))[:, None]
+        served_epoch = epoch
     data = {
         "loss": loss_t,
         "loss_diff": diff_t,
-        "epoch": torch.from_numpy(np.tile(epoch.astype(np.int64), len(thresholds))),
+        "epoch": torch.from_numpy(np.tile(served_epoch.astype(np.int64), len(percentiles))),
         "label": torch.zeros(len(loss_t), dtype=torch.long),
     }
     data = {key: value.to(model.device) for key, value in data.items()}  # a warm start may live on a GPU
-    targets = torch.from_numpy(np.tile((label == clean_label).astype(np.float32), len(thresholds))).to(model.device)
-    heldout_t = torch.from_numpy(np.tile(heldout, len(thresholds)))
+    clean_t = torch.from_numpy(np.tile(clean, len(percentiles))).to(model.device)
+    heldout_t = torch.from_numpy(np.tile(heldout, len(percentiles)))
     train_index, test_index = torch.nonzero(~heldout_t).squeeze(1), torch.nonzero(heldout_t).squeeze(1)
+    targets, weights = _dd_targets(target, clean_t, data["loss_diff"][:, -1], train_index)
     train_logits, test_logits, optimisation = _fit_and_score(
         model,
         data,
@@ -595,10 +669,15 @@ def learn_from_records(
         warmup_steps=warmup_steps,
         max_grad_norm=max_grad_norm,
         seed=seed,
+        weights=weights,
     )
-    test_targets = targets[test_index]
+    test_clean = clean_t[test_index]
+    test_weights = torch.sigmoid(test_logits)
+    mean_weight_clean = _mean_where(test_weights, test_clean == 1)
+    mean_weight_noisy = _mean_where(test_weights, test_clean == 0)
     metrics = {
         "objective": "sigmoid-cross-entropy",
+        "target": target,
         "num_records": len(loss),
         "num_samples": len(unique_samples),
         "noise_rate": float(np.mean(label != clean_label)),
@@ -606,10 +685,13 @@ def learn_from_records(
         "loss_diff_reference": loss_diff_reference,
         "loss_percentiles": [round(float(t), 6) for t in thresholds],
         "heldout_fraction": heldout_fraction,
-        "heldout_accuracy": ((test_logits > 0).float() == test_targets).float().mean().item(),
-        "heldout_auroc": _auroc(test_targets.cpu().numpy(), test_logits.cpu().numpy()),
-        "heldout_cross_entropy": F.binary_cross_entropy_with_logits(test_logits, test_targets).item(),
-        "train_cross_entropy": F.binary_cross_entropy_with_logits(train_logits, targets[train_index]).item(),
+        "heldout_selection_quality": mean_weight_clean - mean_weight_noisy,
+        "heldout_mean_weight_clean": mean_weight_clean,
+        "heldout_mean_weight_noisy": mean_weight_noisy,
+        "heldout_accuracy": ((test_logits > 0).float() == test_clean).float().mean().item(),
+        "heldout_auroc": _auroc(test_clean.cpu().numpy(), test_logits.cpu().numpy()),
+        "heldout_cross_entropy": F.binary_cross_entropy_with_logits(test_logits, test_clean).item(),
+        "train_cross_entropy": F.binary_cross_entropy_with_logits(train_logits, clean_t[train_index]).item(),
         **optimisation,
         "warm_start": init_model is not None,
         "seconds": round(time.perf_counter() - start_time, 2),
@@ -620,10 +702,45 @@ def learn_from_records(
     # Keep what the caller said about the source (dataset, student) in `config.learned_from`, not a warm start's.
     model.config.learned_from = {**(config.learned_from if config is not None else {}), **metrics}
     logger.info(
-        f"Learned a data-driven curriculum from {len(loss)} records: held-out accuracy "
-        f"{metrics['heldout_accuracy']:.3f}, AUROC {metrics['heldout_auroc']:.3f} in {metrics['seconds']} s."
+        f"Learned a data-driven curriculum from {len(loss)} records: held-out selection quality "
+        f"{metrics['heldout_selection_quality']:.3f} (weights {mean_weight_clean:.3f} right / {mean_weight_noisy:.3f} "
+        f"wrong labels), AUROC {metrics['heldout_auroc']:.3f} in {metrics['seconds']} s."
     )
     return model, metrics
+
+
+def _served_epoch(epoch: np.ndarray, config: MentorNetConfig) -> np.ndarray:
+    """The epoch feature a trainer serves at training progress `epoch` with `config`'s settings: clamped at the
+    burn-in epoch with `fixed_epoch_after_burn_in` (as `MentorNetTrainer._mentornet_epoch` with a burn-in fraction)."""
+    if not config.fixed_epoch_after_burn_in:
+        return epoch
+    return np.minimum(epoch, math.floor(100 * config.burn_in_fraction + 1e-6))
+
+
+def _dd_targets(
+    target: str, clean: torch.Tensor, loss_diff: torch.Tensor, train_index: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The targets and per-record loss weights a DD learns from (see [`learn_from_records`]'s `target`); the
+    balancing shares and the isotonic fit read the training rows only."""
+    if target == "posterior":
+        return clean, None
+    train_clean = clean[train_index]
+    clean_share = train_clean.mean()
+    weights = torch.where(clean == 1, 0.5 / clean_share, 0.5 / (1.0 - clean_share))
+    if target == "balanced":
+        return clean, weights
+    isotonic = IsotonicRegression(increasing=False, y_min=0.0, y_max=1.0, out_of_bounds="clip")
+    isotonic.fit(
+        loss_diff[train_index].cpu().numpy(),
+        train_clean.cpu().numpy(),
+        sample_weight=weights[train_index].cpu().numpy(),
+    )
+    targets = torch.from_numpy(isotonic.predict(loss_diff.cpu().numpy()).astype(np.float32)).to(clean.device)
+    return targets, None
+
+
+def _mean_where(values: torch.Tensor, mask: torch.Tensor) -> float:
+    return values[mask].mean().item() if mask.any() else math.nan
 
 
 def _auroc(targets: np.ndarray, scores: np.ndarray) -> float:

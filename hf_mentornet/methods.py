@@ -72,12 +72,15 @@ class Method:
         student_wrapper: `(student_factory, num_labels) -> model`, e.g. the S-model's noise channel; None: the
             student as built.
         clean_only: train on the samples whose label was not corrupted (the oracle).
+        on_policy: learn the curriculum from the student's features on a trusted subset of the training rows
+            (`trusted_size` / `trusted_dataset` of [`train_method`]; [`MentorNetTrainer`]'s `trusted_dataset`).
     """
 
     trainer_class: type[WeightedLossTrainer]
     overrides: dict[str, Any] = field(default_factory=dict)
     student_wrapper: Callable[[Callable[[], nn.Module], int], nn.Module] | None = None
     clean_only: bool = False
+    on_policy: bool = False
 
 
 METHODS: dict[str, Method] = {
@@ -99,11 +102,15 @@ METHODS: dict[str, Method] = {
     "mentornet-pd": Method(MentorNetTrainer, {"curriculum": "mentornet-pd"}),
     # The curriculum is the shipped DD learned at the noise rate nearest the data's (`dd_curriculum`).
     "mentornet-dd": Method(MentorNetTrainer),
+    # The DD learned on-policy from the student's features on a trusted subset of the training rows; the shipped PD
+    # gives the training settings only (burn-in, example dropout, moving-average decay).
+    "mentornet-dd-onpolicy": Method(MentorNetTrainer, {"curriculum": "mentornet-pd"}, on_policy=True),
     # MentorMix (Jiang et al., ICML 2020) with the curriculum of the arguments (default the shipped PD).
     "mentormix": Method(MentorMixTrainer),
 }
 """The methods by name. `mentornet-pd` / `mentornet-dd` are MentorNet with the shipped predefined / data-driven
-curriculum; `mentornet` and `mentormix` take any curriculum from the arguments' `curriculum`."""
+curriculum; `mentornet-dd-onpolicy` learns its DD from the student it trains (a trusted subset needed);
+`mentornet` and `mentormix` take any curriculum from the arguments' `curriculum`."""
 
 
 SMALL_STUDENT_SETTINGS: dict[str, Any] = {
@@ -310,6 +317,8 @@ def train_method(
     curriculum_update_size: int = 0,
     curriculum_update_seed: int = 0,
     curriculum_update_dataset: datasets.Dataset | None = None,
+    trusted_size: int = 0,
+    trusted_dataset: datasets.Dataset | None = None,
     corrupted_fraction: float | None = None,
 ) -> tuple[RunSummary, WeightedLossTrainer]:
     """Train `student_factory()` with method `name` on `noisy[train_split]`, evaluating on `noisy[test_split]` every
@@ -337,6 +346,11 @@ def train_method(
         curriculum_update_dataset: instead of `curriculum_update_size`, the samples (noisy `label_column` and
             `clean_label`, e.g. a separate verified split) the data-driven update learns from; the eval transform
             is applied to them.
+        trusted_size: for a method that learns its curriculum on-policy (`mentornet-dd-onpolicy`, or any MentorNet
+            method given it): this many training rows whose clean label is known, drawn at random with
+            `curriculum_update_seed`, are the trusted subset ([`MentorNetTrainer`]'s `trusted_dataset`). They stay
+            in the training set with their given labels, so every method trains on the same images.
+        trusted_dataset: instead of `trusted_size`, the trusted rows themselves (rows of `noisy[train_split]`).
         corrupted_fraction: the share of wrong training labels when it is known otherwise (e.g. estimated on a
             separate verified split).
 
@@ -413,6 +427,31 @@ def train_method(
             "Both `curriculum_update_size` and `curriculum_update_dataset` are given; the update learns from one: "
             "drop one of them."
         )
+    if trusted_size or trusted_dataset is not None:
+        given = f"`trusted_size`={trusted_size!r}" if trusted_size else "`trusted_dataset`"
+        if method.trainer_class is not MentorNetTrainer:
+            raise ValueError(
+                f"{given} is the on-policy DD's trusted subset, which only a MentorNet method learns from (got method "
+                f"{name!r}); use method 'mentornet-dd-onpolicy'."
+            )
+        if trusted_size and trusted_dataset is not None:
+            raise ValueError("Both `trusted_size` and `trusted_dataset` are given; drop one of them.")
+    elif method.on_policy:
+        raise ValueError(
+            f"`method`={name!r} learns its curriculum from a trusted subset of the training rows: give `trusted_size` "
+            "(e.g. 1000: training rows whose clean label is known) or `trusted_dataset`."
+        )
+    if trusted_size:
+        known = np.arange(len(train)) if verified is None else verified["rows"]
+        if "clean_label" not in train.column_names or not 0 < trusted_size <= len(known):
+            raise ValueError(
+                f"`trusted_size`={trusted_size!r} must be in 1..{len(known)} (the training samples whose clean label "
+                f"is known), e.g. {max(1, len(known) // 20)}."
+            )
+        rows = np.random.default_rng(curriculum_update_seed).permutation(known)[:trusted_size]
+        trusted_dataset = train.select(np.sort(rows))
+    if trusted_dataset is not None:
+        extra["trusted_dataset"] = trusted_dataset
     if curriculum_update_size:
         known = np.arange(len(train)) if verified is None else verified["rows"]
         if "clean_label" not in train.column_names or not 0 < curriculum_update_size <= len(known):

@@ -1,5 +1,6 @@
 """Per-sample student records (one row per sample and training step: `sample_index`, `progress`, `epoch`, `label`,
-`clean_label`, `loss`, `weight`), the input of [`learn_from_records`]. Written during training in parquet chunks,
+`clean_label`, `loss`, `weight`, and the `loss_diff` features the trainer computed at that step, e.g.
+`loss_diff_p75`), the input of [`learn_from_records`]. Written during training in parquet chunks,
 so that a long run never holds its records in memory nor copies them into every checkpoint."""
 
 from __future__ import annotations
@@ -51,10 +52,20 @@ class StudentRecords:
         for path in self.existing_chunks():
             os.remove(path)
 
-    def add(self, batch: dict[str, torch.Tensor], weights: torch.Tensor, progress: float, epoch: int) -> None:
+    def add(
+        self,
+        batch: dict[str, torch.Tensor],
+        weights: torch.Tensor,
+        progress: float,
+        epoch: int,
+        features: dict[str, torch.Tensor] | None = None,
+    ) -> None:
+        """Buffer a global batch's rows: its `RECORD_NAMES` columns, the `weights` and per-sample `features` (columns
+        by name), at training `progress` (a fraction) and `epoch` (the paper's progress, 0..99)."""
         if not self.write:
             return
         row = {name: batch[name].detach() for name in RECORD_NAMES if name in batch}
+        row |= {name: value.detach() for name, value in (features or {}).items()}
         self._buffer.append({**row, "weight": weights.detach(), "progress": progress, "epoch": epoch})
         self._buffered_rows += weights.shape[0]
         if self._buffered_rows >= self.chunk_rows:
@@ -79,8 +90,8 @@ class StudentRecords:
         sizes = [len(row["weight"]) for row in self._buffer]
         columns = {
             name: torch.cat([row[name] for row in self._buffer]).cpu().numpy()
-            for name in (*RECORD_NAMES, "weight")
-            if name in self._buffer[0]
+            for name in self._buffer[0]
+            if name not in ("progress", "epoch")
         }
         columns["progress"] = np.repeat([row["progress"] for row in self._buffer], sizes).astype(np.float32)
         columns["epoch"] = np.repeat([row["epoch"] for row in self._buffer], sizes).astype(np.int64)

@@ -7,6 +7,8 @@ import math
 from dataclasses import dataclass, field, fields
 
 from .configuration_mentornet import validate_dropout_schedule
+from .features import RECORD_LOSS_PERCENTILES
+from .learning import DD_TARGETS
 from .weighted_trainer import WeightedLossArguments
 
 __all__ = ["MentorNetTrainingArguments"]
@@ -169,7 +171,10 @@ class MentorNetTrainingArguments(WeightedLossArguments):
     )
     curriculum_update_steps: int = field(
         default=500,
-        metadata={"help": "Optimisation steps of each MentorNet re-fit (curriculum_update_at)."},
+        metadata={
+            "help": "Optimisation steps of each MentorNet re-fit (curriculum_update_at) and of each on-policy DD "
+            "learning (`trusted_dataset`: per candidate percentile)."
+        },
     )
     curriculum_update_buffer_size: int = field(
         default=20_000,
@@ -179,8 +184,46 @@ class MentorNetTrainingArguments(WeightedLossArguments):
         },
     )
 
+    dd_target: str = field(
+        default="balanced",
+        metadata={
+            "help": "With a `trusted_dataset` (the on-policy DD): what the learned curriculum outputs. 'balanced': "
+            "the posterior that a label is right under an even prior (the default: at every noise rate it best "
+            "separates the trusted subset's right and wrong labels, see bench/RESULTS.md); 'posterior': the paper's "
+            "calibrated P(right label), which keeps weight on unfitted samples at low noise; 'monotone': the balanced "
+            "posterior made to fall with loss_diff (Proposition 1).",
+            "choices": ["balanced", "posterior", "monotone"],
+        },
+    )
+    dd_percentiles: list[float] = field(
+        default_factory=lambda: list(RECORD_LOSS_PERCENTILES),
+        metadata={
+            "help": "With a `trusted_dataset`: the loss percentiles p the on-policy DD is learned at; the one whose "
+            "curriculum best separates the trusted subset's held-out right and wrong labels is kept and served (the "
+            "paper sets p by cross-validation). One value: that p."
+        },
+    )
+    dd_window_epochs: float = field(
+        default=2.0,
+        metadata={
+            "help": "With a `trusted_dataset`: the on-policy DD learns from the trusted samples' features of the "
+            "last this many epochs (each trusted sample appears once per epoch), the current student's."
+        },
+    )
+
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.dd_target not in DD_TARGETS:
+            raise ValueError(
+                f"`dd_target`={self.dd_target!r} is not supported; use one of {list(DD_TARGETS)} ('balanced' is the "
+                "default)."
+            )
+        if not self.dd_percentiles or not all(0.0 < p <= 1.0 for p in self.dd_percentiles):
+            raise ValueError(
+                f"`dd_percentiles`={self.dd_percentiles!r} must be fractions in (0, 1], e.g. [0.5, 0.75, 0.9]."
+            )
+        if not self.dd_window_epochs > 0:
+            raise ValueError(f"`dd_window_epochs`={self.dd_window_epochs!r} must be > 0, e.g. 2.")
         if self.curriculum_type not in CURRICULUM_TYPES:
             raise ValueError(
                 f"`curriculum_type`={self.curriculum_type!r} is not supported; use one of {list(CURRICULUM_TYPES)}."

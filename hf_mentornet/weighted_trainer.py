@@ -33,6 +33,7 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, SchedulerType, TrainOutput, rotate_checkpoints
 from transformers.utils import logging
 
+from .features import RECORD_LOSS_PERCENTILES, LossPercentileAverages, loss_diff_column
 from .label_issues import LabelIssueAggregates, rank_label_issues
 from .noise import check_sample_index
 from .records import StudentRecords
@@ -313,6 +314,12 @@ class WeightedLossTrainer(Trainer):
             if self.args.record_student
             else None
         )
+        # The `loss_diff` features of the records, against moving loss percentiles as a MentorNetTrainer serves them.
+        self._record_averages = (
+            LossPercentileAverages(RECORD_LOSS_PERCENTILES, *self._moving_average_settings(), device)
+            if self.args.record_student
+            else None
+        )
         if label_issues_dataset is not None:
             check_training_index(label_issues_dataset, "the label-issue ranking of `label_issues_dataset`")
         self._step_weight_sum = torch.zeros((), device=device)
@@ -548,7 +555,20 @@ class WeightedLossTrainer(Trainer):
                 self._label_issue_aggregates.add(sample_index, weights, batch["loss"], batch["usable"])
         if self._records is not None:
             required_column(batch, "sample_index", "the student records (`record_student=True`)")
-            self._records.add(batch, weights, progress, epoch)
+            self._records.add(batch, weights, progress, epoch, self._record_features(batch))
+
+    def _moving_average_settings(self) -> tuple[float, bool]:
+        """The decay and bias correction of the records' moving loss percentiles: MentorNet's defaults here."""
+        return 0.95, True
+
+    def _record_features(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The records' `loss_diff_p<percent>` columns: each loss minus the moving average of that percentile of the
+        batch losses, moved with this batch first, exactly as [`MentorNetTrainer`] computes the feature it serves."""
+        averages = self._record_averages.update(batch["loss"], batch["usable"])
+        return {
+            loss_diff_column(percentile): batch["loss"] - averages[index]
+            for index, percentile in enumerate(RECORD_LOSS_PERCENTILES)
+        }
 
     @cached_property
     def _weight_decay_on_device(self) -> bool:
@@ -813,6 +833,7 @@ class WeightedLossTrainer(Trainer):
             "settings": self._run_settings(),
             "metrics": dict(self._metrics["train"]),
             "num_record_chunks": None if self._records is None else self._records.flush(),
+            "record_averages": None if self._record_averages is None else self._record_averages.state_dict(),
         }
 
     def _per_sample_state(self) -> dict[str, torch.Tensor]:
@@ -829,6 +850,8 @@ class WeightedLossTrainer(Trainer):
             self._label_issue_aggregates.load_state_dict(
                 {name: per_sample[f"label_issues.{name}"] for name in ("weight_sum", "loss_sum", "count")}
             )
+        if self._record_averages is not None and state.get("record_averages") is not None:
+            self._record_averages.load_state_dict(state["record_averages"])
         if self._records is not None and state["num_record_chunks"] is not None:
             run_records = os.path.join(os.path.dirname(os.path.abspath(checkpoint)), STUDENT_RECORDS_DIR)
             self._records.truncate(state["num_record_chunks"], run_records)

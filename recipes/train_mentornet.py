@@ -20,7 +20,8 @@ Three sources (paper Sec. 3.1):
         --dataset_hub_id uoft-cs/cifar10 --loss_diff_reference all --output_dir hf_mentornet/pretrained/mentornet-dd
 
   (`--loss_diff_reference all` is the released code's way of building the loss-difference feature, used for the
-  shipped curricula; the default `epoch` is the paper's, see `learn_from_records`.)
+  shipped curricula; the default `trainer` learns from the feature exactly as the trainer serves it, see
+  `learn_from_records`.)
 
 Add `--push_to_hub --hub_model_id <user>/<name>` to upload config.json, model.safetensors and the model card.
 """
@@ -102,12 +103,21 @@ class TrainMentorNetArguments:
         },
     )
     loss_diff_reference: str = field(
-        default="epoch",
+        default="trainer",
         metadata={
-            "help": "DD learning (--source student or records): loss_diff is the loss minus a percentile of the "
-            "losses recorded at the same epoch ('epoch', the paper) or of every recorded loss ('all', the released "
-            "code).",
-            "choices": ["epoch", "all"],
+            "help": "DD learning (--source student or records): loss_diff as the trainer served it ('trainer', the "
+            "records' loss_diff_p<percent> columns: the loss minus the moving percentile at that step), or the loss "
+            "minus a percentile of the losses recorded at the same epoch ('epoch', the paper's wording) or of every "
+            "recorded loss ('all', the released code).",
+            "choices": ["trainer", "epoch", "all"],
+        },
+    )
+    dd_target: str = field(
+        default="posterior",
+        metadata={
+            "help": "DD learning: what the curriculum outputs ('posterior': the paper's P(right label); 'balanced': "
+            "under an even prior; 'monotone': the balanced one made to fall with loss_diff); see learn_from_records.",
+            "choices": ["posterior", "balanced", "monotone"],
         },
     )
     student: str = field(
@@ -205,7 +215,12 @@ def learn_from_student(args: TrainMentorNetArguments, fitting: dict) -> tuple[Me
         cifar_augmentation=True,
         transform_kwargs={"image_size": args.image_size},
         config=config,
-        learning_kwargs={**fitting, "curriculum_name": name, "loss_diff_reference": args.loss_diff_reference},
+        learning_kwargs={
+            **fitting,
+            "curriculum_name": name,
+            "loss_diff_reference": args.loss_diff_reference,
+            "target": args.dd_target,
+        },
     )
     shutil.rmtree(training_args.output_dir, ignore_errors=True)
     if args.records_output:
@@ -235,7 +250,9 @@ def main(args: TrainMentorNetArguments) -> None:
             example_dropout_schedule=DD_DROPOUT_SCHEDULE,
             loss_p_percentile=args.loss_p_percentile,
         )
-        model, metrics = learn_from_records(records, config, loss_diff_reference=args.loss_diff_reference, **fitting)
+        model, metrics = learn_from_records(
+            records, config, loss_diff_reference=args.loss_diff_reference, target=args.dd_target, **fitting
+        )
     else:
         model, metrics = learn_from_student(args, fitting)
     save_curriculum(model, args.output_dir, args.hub_model_id, overwrite=args.overwrite_output_dir)

@@ -80,6 +80,9 @@ def synthetic_records(num_samples=600, noise_rate=0.4, seed=0, with_sample_index
     }
     if with_sample_index:
         records["sample_index"] = sample
+    # A trainer's loss_diff_p<percent> columns: the loss minus that percentile of the step's losses.
+    for percent in (40, 50, 60, 75, 80, 90):
+        records[f"loss_diff_p{percent}"] = loss - _percentile_references(loss, records["epoch"], [percent], "epoch")[0]
     return records
 
 
@@ -110,18 +113,25 @@ def test_loss_diff_reference_epoch_or_all():
     for reference in ("epoch", "all"):
         _, metrics = learn_from_records(records, loss_diff_reference=reference, max_steps=5)
         assert metrics["loss_diff_reference"] == reference
-    with pytest.raises(ValueError, match="`loss_diff_reference`='batch' must be 'epoch'"):
+    with pytest.raises(ValueError, match="`loss_diff_reference`='batch' must be one of"):
         learn_from_records(records, loss_diff_reference="batch", max_steps=1)
 
 
 def test_learn_from_records_with_history_dict_and_dataframe():
     records = synthetic_records(num_samples=200)
-    model, metrics = learn_from_records(records, MentorNetConfig(num_steps=3), max_steps=40)
+    model, metrics = learn_from_records(
+        records, MentorNetConfig(num_steps=3), loss_diff_reference="epoch", max_steps=40
+    )
     assert model.config.num_steps == 3 and metrics["steps"] == 40
     _, metrics = learn_from_records(pd.DataFrame(records), max_steps=5)
     assert metrics["num_records"] == 1_000
     with pytest.raises(ValueError, match="no `sample_index` column.*num_steps=3"):
-        learn_from_records(synthetic_records(with_sample_index=False), MentorNetConfig(num_steps=3), max_steps=1)
+        learn_from_records(
+            synthetic_records(with_sample_index=False),
+            MentorNetConfig(num_steps=3),
+            loss_diff_reference="epoch",
+            max_steps=1,
+        )
 
 
 @pytest.mark.parametrize(

@@ -124,7 +124,9 @@ def test_train_mentornet_recipe(tmp_path):
     )
     records.to_parquet(str(tmp_path / "records.parquet"))
     dd_dir = tmp_path / "dd"
+    # Hand-made records have no trainer loss_diff columns: the released code's reference (one percentile of all).
     argv = ["--source", "records", "--records", str(tmp_path / "records.parquet"), "--max_steps", "300"]
+    argv += ["--loss_diff_reference", "all"]
     train_mentornet.main(
         *train_mentornet.parse_train_mentornet_args([*argv, "--loss_p_percentile", "0.5", "--output_dir", str(dd_dir)])
     )

@@ -381,7 +381,12 @@ def test_noisy_digits_metrics_records_and_label_issues(tmp_path, self_paced_ment
         "clean_label",
         "loss",
         "weight",
+        "loss_diff",
+        "mentornet_epoch",
+        *(f"loss_diff_p{percent}" for percent in (40, 50, 60, 75, 80, 90)),
     }
+    # The feature served against the trainer's p (0.6) is the records' loss_diff_p60: one moving average, one home.
+    assert np.allclose(records["loss_diff"], records["loss_diff_p60"], atol=1e-6)
     assert len(records) == 240 * 64 and max(records["epoch"]) == 99
     # The CLI learns from that folder of chunks as it is; another run refuses to mix its records into it.
     assert len(_load_any_dataset(os.path.join(tmp_path, "student_records"))) == len(records)
