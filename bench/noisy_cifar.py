@@ -485,8 +485,9 @@ def memorisation_table(records: list[dict]) -> str:
 
 
 def memorisation_figures(records: list[dict], directory: str) -> list[str]:
-    """Per regime, noise type and rate: test accuracy and the memorised share of the corrupted training samples over
-    the epochs, one line per method (seed 0; the paper's Fig. 3). Only runs that measured memorisation."""
+    """Per regime, noise type and rate: test accuracy, the memorised share of the corrupted training samples and the
+    mean weight of right and corrupted labels over the epochs, one colour per method (seed 0; the paper's Fig. 3).
+    Only runs that measured memorisation."""
     from matplotlib.figure import Figure
 
     groups: dict[tuple[str, str, float], list[dict]] = {}
@@ -495,18 +496,26 @@ def memorisation_figures(records: list[dict], directory: str) -> list[str]:
             groups.setdefault((record["regime"], noise_type_of(record), record["noise_rate"]), []).append(record)
     paths = []
     for (regime, noise_type, rate), runs in groups.items():
-        figure = Figure(figsize=(11, 4), layout="constrained")
-        accuracy, memorised = figure.subplots(1, 2)
+        figure = Figure(figsize=(16, 4.5), layout="constrained")
+        accuracy, memorised, weights = figure.subplots(1, 3)
         for run in sorted(runs, key=lambda run: run["method"]):
             epochs = range(1, len(run["accuracy_per_epoch"]) + 1)
             (line,) = accuracy.plot(epochs, run["accuracy_per_epoch"], label=run["method"])
             memorised.plot(
                 range(1, len(run["memorised_per_epoch"]) + 1), run["memorised_per_epoch"], color=line.get_color()
             )
+            # The paper's plot: the weight a curriculum gives right (solid) and corrupted (dashed) labels over time.
+            for key, style in (("mean_weight_clean_per_epoch", "-"), ("mean_weight_noisy_per_epoch", "--")):
+                values = run.get(key) or []
+                weights.plot(range(1, len(values) + 1), values, style, color=line.get_color())
         accuracy.set(xlabel="epoch", ylabel="clean test accuracy", title="test accuracy")
         memorised.set(
             xlabel="epoch", ylabel="share of corrupted samples", ylim=(0, 1),
             title="corrupted training labels the student predicts (memorised)",
+        )  # fmt: skip
+        weights.set(
+            xlabel="epoch", ylabel="mean weight", ylim=(0, 1.02),
+            title="mean weight: right labels (solid), corrupted (dashed)",
         )  # fmt: skip
         accuracy.legend(fontsize=7)
         figure.suptitle(f"{regime}, {rate:.0%} {noise_type} noise, seed 0")

@@ -40,7 +40,7 @@ from .modeling_mentornet import MentorNetModel
 from .noise import inject_label_noise
 from .weighted_trainer import WeightedLossArguments, WeightedLossTrainer
 
-__all__ = ["curriculum_mse", "learn_data_driven_curriculum", "learn_from_records", "learn_predefined"]
+__all__ = ["curriculum_mse", "heldout_rows", "learn_data_driven_curriculum", "learn_from_records", "learn_predefined"]
 
 logger = logging.get_logger(__name__)
 
@@ -56,7 +56,7 @@ ARCHITECTURE_KEYS = (
 )
 DEFAULT_PERCENTILES = (40, 50, 60, 75, 80, 90)
 LOSS_DIFF_REFERENCES = ("trainer", "epoch", "all")
-DD_TARGETS = ("posterior", "balanced", "monotone")
+DD_TARGETS = ("posterior", "balanced", "monotone", "threshold")
 # The paper decays the learning rate 30 times over 30k steps; the defaults keep the 30 decays over fewer steps.
 NUM_DECAYS = 30
 
@@ -490,6 +490,9 @@ def learn_from_records(
       whatever the noise rate.
     - `"monotone"`: the balanced posterior made to fall with `loss_diff` (isotonic regression, scikit-learn), then
       learned as a soft target: the paper's Proposition 1 (the weight never rises with the loss) by construction.
+    - `"threshold"`: weight 1 below, 0 above the `loss_diff` that best separates the right from the wrong labels
+      (the largest share of right labels below it minus the share of wrong labels below it: Youden's J), per
+      percentile: a learned, sharp, monotone curriculum, as MentorNet PD's switch but at the place the records show.
 
     Records are split into training and held-out sets by sample, so the copies of one sample never straddle the
     split. The held-out metrics score the weights as a selection: `heldout_mean_weight_clean` and
@@ -515,7 +518,7 @@ def learn_from_records(
         loss_diff_reference (`str`, *optional*, defaults to `"trainer"`):
             `"trainer"`, `"epoch"` or `"all"`, see above.
         target (`str`, *optional*, defaults to `"posterior"`):
-            `"posterior"`, `"balanced"` or `"monotone"`, see above.
+            `"posterior"`, `"balanced"`, `"monotone"` or `"threshold"`, see above.
         max_steps (`int`, *optional*, defaults to 1,500):
             The paper: 30,000.
         batch_size (`int`, *optional*, defaults to 2,048):
@@ -550,8 +553,8 @@ def learn_from_records(
     if target not in DD_TARGETS:
         raise ValueError(
             f"`target`={target!r} must be one of {list(DD_TARGETS)}: 'posterior' (the paper's 1[label == "
-            "clean_label]), 'balanced' (clean and corrupted records weighted alike) or 'monotone' (the balanced "
-            "posterior made to fall with loss_diff)."
+            "clean_label]), 'balanced' (clean and corrupted records weighted alike), 'monotone' (the balanced "
+            "posterior made to fall with loss_diff) or 'threshold' (1 below the loss_diff that best separates them)."
         )
     if config is None and init_model is None:
         config = MentorNetConfig(fixed_epoch_after_burn_in=True, example_dropout_schedule=DD_DROPOUT_SCHEDULE)
@@ -612,14 +615,8 @@ def learn_from_records(
         sample = np.arange(len(loss))
     history = _histories(loss, epoch, sample, num_steps) if num_steps > 1 else loss[:, None]
 
-    # Held-out split by sample.
-    unique_samples, sample_id = np.unique(sample, return_inverse=True)
-    if len(unique_samples) < 2:
-        raise ValueError(f"`records` covers {len(unique_samples)} sample; need several to hold some out.")
-    num_heldout = min(len(unique_samples) - 1, max(1, round(heldout_fraction * len(unique_samples))))
-    heldout_samples = np.zeros(len(unique_samples), dtype=bool)
-    heldout_samples[np.random.default_rng(seed).permutation(len(unique_samples))[:num_heldout]] = True
-    heldout = heldout_samples[sample_id]
+    heldout = heldout_rows(sample, heldout_fraction, seed)
+    unique_samples = np.unique(sample)
     clean = (label == clean_label).astype(np.float32)
     if target != "posterior" and len(np.unique(clean[~heldout])) < 2:
         kind = "corrupted" if clean[~heldout].all() else "correctly labelled"
@@ -653,7 +650,13 @@ def learn_from_records(
     clean_t = torch.from_numpy(np.tile(clean, len(percentiles))).to(model.device)
     heldout_t = torch.from_numpy(np.tile(heldout, len(percentiles)))
     train_index, test_index = torch.nonzero(~heldout_t).squeeze(1), torch.nonzero(heldout_t).squeeze(1)
-    targets, weights = _dd_targets(target, clean_t, data["loss_diff"][:, -1], train_index)
+    # Per percentile copy: each copy's loss_diff has its own reference, so its own threshold or isotonic fit.
+    per_copy = [
+        _dd_targets(target, clean_t[rows], data["loss_diff"][rows, -1], torch.nonzero(~heldout_t[rows]).squeeze(1))
+        for rows in torch.arange(len(clean_t), device=clean_t.device).chunk(len(percentiles))
+    ]
+    targets = torch.cat([copy_targets for copy_targets, _ in per_copy])
+    weights = None if per_copy[0][1] is None else torch.cat([copy_weights for _, copy_weights in per_copy])
     train_logits, test_logits, optimisation = _fit_and_score(
         model,
         data,
@@ -709,6 +712,18 @@ def learn_from_records(
     return model, metrics
 
 
+def heldout_rows(sample: np.ndarray, heldout_fraction: float, seed: int) -> np.ndarray:
+    """Which records [`learn_from_records`] holds out (a boolean per record): `heldout_fraction` of the samples,
+    drawn with `seed`, every record of a held-out sample."""
+    unique_samples, sample_id = np.unique(sample, return_inverse=True)
+    if len(unique_samples) < 2:
+        raise ValueError(f"`records` covers {len(unique_samples)} sample; need several to hold some out.")
+    num_heldout = min(len(unique_samples) - 1, max(1, round(heldout_fraction * len(unique_samples))))
+    heldout_samples = np.zeros(len(unique_samples), dtype=bool)
+    heldout_samples[np.random.default_rng(seed).permutation(len(unique_samples))[:num_heldout]] = True
+    return heldout_samples[sample_id]
+
+
 def _served_epoch(epoch: np.ndarray, config: MentorNetConfig) -> np.ndarray:
     """The epoch feature a trainer serves at training progress `epoch` with `config`'s settings: clamped at the
     burn-in epoch with `fixed_epoch_after_burn_in` (as `MentorNetTrainer._mentornet_epoch` with a burn-in fraction)."""
@@ -725,6 +740,8 @@ def _dd_targets(
     if target == "posterior":
         return clean, None
     train_clean = clean[train_index]
+    if target == "threshold":
+        return (loss_diff <= _separating_threshold(loss_diff[train_index], train_clean)).float(), None
     clean_share = train_clean.mean()
     weights = torch.where(clean == 1, 0.5 / clean_share, 0.5 / (1.0 - clean_share))
     if target == "balanced":
@@ -737,6 +754,15 @@ def _dd_targets(
     )
     targets = torch.from_numpy(isotonic.predict(loss_diff.cpu().numpy()).astype(np.float32)).to(clean.device)
     return targets, None
+
+
+def _separating_threshold(loss_diff: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+    """The `loss_diff` t maximising P(loss_diff <= t | right label) - P(loss_diff <= t | wrong label)."""
+    order = loss_diff.argsort()
+    sorted_clean = clean[order]
+    right = sorted_clean.cumsum(0) / sorted_clean.sum().clamp_min(1)
+    wrong = (1 - sorted_clean).cumsum(0) / (1 - sorted_clean).sum().clamp_min(1)
+    return loss_diff[order][(right - wrong).argmax()]
 
 
 def _mean_where(values: torch.Tensor, mask: torch.Tensor) -> float:

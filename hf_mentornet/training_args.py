@@ -192,7 +192,7 @@ class MentorNetTrainingArguments(WeightedLossArguments):
             "separates the trusted subset's right and wrong labels, see bench/RESULTS.md); 'posterior': the paper's "
             "calibrated P(right label), which keeps weight on unfitted samples at low noise; 'monotone': the balanced "
             "posterior made to fall with loss_diff (Proposition 1).",
-            "choices": ["balanced", "posterior", "monotone"],
+            "choices": ["balanced", "posterior", "monotone", "threshold"],
         },
     )
     dd_percentiles: list[float] = field(

@@ -215,7 +215,17 @@ def main(script_args: NoisyDataArguments, training_args: WeightedLossArguments) 
         return build_student(script_args.student, num_labels, **student_kwargs)
 
     update = {}
-    if isinstance(training_args, MentorNetTrainingArguments) and training_args.curriculum_update_at and verified_parts:
+    if METHODS[script_args.method].on_policy:
+        # The on-policy DD learns from the features the training gives the verified training rows.
+        if not script_args.verified_label_column:
+            raise ValueError(
+                f"`--method {script_args.method}` learns its curriculum from verified rows of the training split, "
+                "which it trains on: give `--verified_label_column`. A `--verified_split` alone is not trained on; "
+                "with it, use `--method mentornet-dd --curriculum_update_at 0.2 0.5` (learning from the student's "
+                "predictions on those rows)."
+            )
+        update["trusted_size"] = len(verified_parts[0])
+    elif isinstance(training_args, MentorNetTrainingArguments) and training_args.curriculum_update_at and verified_parts:
         # The data-driven update learns from the verified rows: the separate split's, else the training split's.
         if verified_split is not None:
             update["curriculum_update_dataset"] = verified_split

@@ -69,7 +69,42 @@ def checkpointing(output_dir: str, resume_from: str) -> None:
     torch.distributed.destroy_process_group()
 
 
+def on_policy(output_dir: str, batch_size: int) -> None:
+    """`--on-policy OUT_DIR BATCH`: the on-policy DD learned at the end of a 6-step burn-in on the processes; every
+    rank saves its MentorNet's parameters, its percentile and the student's parameters to OUT_DIR/rank-<r>.pt."""
+    import numpy as np
+
+    torch.set_num_threads(1)
+    args = make_args(
+        os.path.join(output_dir, "run"), per_device_train_batch_size=batch_size, max_steps=12, burn_in_fraction=0.5,
+        curriculum_update_steps=30, dd_percentiles=[0.5, 0.9], example_dropout_schedule=[[0.25, 100]],
+    )  # fmt: skip
+    train = digits(0.4, size=256)
+    trainer = MentorNetTrainer(
+        model=MLP(),
+        args=args,
+        data_collator=collate,
+        train_dataset=train,
+        curriculum=random_mentornet(),
+        trusted_dataset=train.select(np.arange(0, 256, 2)),
+    )
+    trainer.train()
+    torch.save(
+        {
+            "curriculum": torch.cat([p.detach().flatten() for p in trainer.curriculum.parameters()]),
+            "percentile": trainer._loss_percentile,
+            "student": torch.cat([p.detach().flatten() for p in trainer.model.parameters()]),
+        },
+        os.path.join(output_dir, f"rank-{trainer.accelerator.process_index}.pt"),
+    )
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
 def main() -> None:
+    if sys.argv[1] == "--on-policy":
+        on_policy(sys.argv[2], int(sys.argv[3]))
+        return
     if sys.argv[1] == "--stream":
         stream_indices(sys.argv[2])
         return
