@@ -79,7 +79,7 @@ from transformers import PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import ImageClassifierOutput
 from transformers.utils import logging
 
-from hf_mentornet import MentorNetTrainer, inject_label_noise, load_curriculum
+from hf_mentornet import MentorNetTrainer, inject_label_noise, load_curriculum, save_curriculum
 from hf_mentornet.methods import METHODS as TRAINING_METHODS
 from hf_mentornet.weighted_trainer import LABEL_ISSUES_FILE
 
@@ -270,6 +270,22 @@ def run_one(dataset, cli, regime: str, noise_rate: float, method: str, seed: int
         else 0,
         trusted_size=cli.trusted_size if TRAINING_METHODS[training_method].on_policy else 0,
     )
+    if TRAINING_METHODS[training_method].on_policy:
+        # The curriculum the run learned, with what it was learned from: a candidate shipped DD for this regime and rate.
+        learned = trainer.curriculum
+        learned.config.learned_from |= {
+            "student": "bench/noisy_cifar.py SmallResNet",
+            "student_parameters": sum(p.numel() for p in factory().parameters()),
+            "regime": regime,
+            "dataset": "CIFAR-10 (uoft-cs/cifar10 schema)",
+            "train_images": len(trainer.train_dataset),
+            "trusted_images": len(trainer.trusted_dataset),
+            "epochs": trainer.args.num_train_epochs,
+            "noise_type": cli.noise_type,
+            "noise_rates": [noise_rate],
+            "seed": seed,
+        }
+        save_curriculum(learned, os.path.join(run_dir, "curriculum"), overwrite=True)
     curriculum = method
     if isinstance(trainer, MentorNetTrainer):
         curriculum = (

@@ -225,7 +225,9 @@ def main(script_args: NoisyDataArguments, training_args: WeightedLossArguments) 
                 "predictions on those rows)."
             )
         update["trusted_size"] = len(verified_parts[0])
-    elif isinstance(training_args, MentorNetTrainingArguments) and training_args.curriculum_update_at and verified_parts:
+    elif (
+        isinstance(training_args, MentorNetTrainingArguments) and training_args.curriculum_update_at and verified_parts
+    ):
         # The data-driven update learns from the verified rows: the separate split's, else the training split's.
         if verified_split is not None:
             update["curriculum_update_dataset"] = verified_split
