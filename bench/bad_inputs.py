@@ -309,6 +309,45 @@ case("trainer", "curriculum_update_dataset without clean_label", "error", "clean
         curriculum_update_dataset=digits().remove_columns("clean_label"),
     )  # fmt: skip
 )
+
+
+def on_policy(tmp: Path, trusted: datasets.Dataset, train: datasets.Dataset | None = None) -> MentorNetTrainer:
+    return MentorNetTrainer(
+        MLP(),
+        MentorNetTrainingArguments(**settings(tmp), burn_in_fraction=0.5),
+        data_collator=collate,
+        train_dataset=digits(noise=0.4) if train is None else train,
+        trusted_dataset=trusted,
+    )
+
+
+case("trainer", "trusted_dataset without clean labels", "error", "trusted_dataset")(
+    lambda tmp: on_policy(tmp, digits(noise=0.4).select(range(16)).map(lambda row: {"clean_label": -1}))
+)
+case("trainer", "trusted_dataset of one class", "error", "trusted")(
+    lambda tmp: on_policy(tmp, digits(noise=0.4).filter(lambda row: int(row["clean_label"]) == 3))
+)
+case("trainer", "trusted_dataset with no corrupted sample", "error", "trusted")(
+    lambda tmp: on_policy(tmp, digits(noise=0.4).filter(lambda row: int(row["labels"]) == int(row["clean_label"])))
+)
+case("trainer", "trusted_dataset larger than the training set", "error", "trusted_dataset")(
+    lambda tmp: on_policy(tmp, digits(size=128, noise=0.4))
+)
+case("trainer", "trusted_dataset whose rows are not in the training set", "error", "training set")(
+    lambda tmp: on_policy(
+        tmp, digits(noise=0.4).select(range(16)).map(lambda row: {"sample_index": int(row["sample_index"]) + 1000})
+    )
+)
+case("trainer", "trusted_dataset with curriculum_update_dataset", "error", "curriculum_update_dataset")(
+    lambda tmp: MentorNetTrainer(
+        MLP(),
+        MentorNetTrainingArguments(**settings(tmp), curriculum_update_at=[0.5]),
+        data_collator=collate,
+        train_dataset=digits(noise=0.4),
+        trusted_dataset=digits(noise=0.4).select(range(32)),
+        curriculum_update_dataset=digits(noise=0.4),
+    )  # fmt: skip
+)
 case("trainer", "compute_loss_func", "error", "compute_loss_func")(
     lambda tmp: WeightedLossTrainer(MLP(), WeightedLossArguments(**settings(tmp)), compute_loss_func=lambda *a: 0)
 )

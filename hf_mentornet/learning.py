@@ -578,6 +578,10 @@ def learn_from_records(
         records = records.select_columns(needed).with_format("numpy")[:]
     else:
         names = list(records.keys())
+    epoch = _record_column(records, names, "epoch", "int")
+    label = _record_column(records, names, "label", "int")
+    clean_label = _record_column(records, names, "clean_label", "int")
+    loss = _record_column(records, names, "loss", "float").astype(np.float32)
     missing = [name for name in diff_columns if name not in names]
     if missing:
         raise ValueError(
@@ -586,10 +590,6 @@ def learn_from_records(
             "loss_diff_p90), pass `percentiles` among the recorded ones, or use loss_diff_reference='epoch' (the "
             "paper) / 'all' (the released code)."
         )
-    epoch = _record_column(records, names, "epoch", "int")
-    label = _record_column(records, names, "label", "int")
-    clean_label = _record_column(records, names, "clean_label", "int")
-    loss = _record_column(records, names, "loss", "float").astype(np.float32)
     if len(loss) == 0:
         raise ValueError("`records` is empty; record the student's per-sample losses first.")
     bad = np.flatnonzero(~np.isfinite(loss))
