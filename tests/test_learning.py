@@ -168,3 +168,32 @@ def test_loss_histories_are_per_sample_and_ordered_by_epoch():
     loss = np.array([3.0, 1.0, 2.0, 10.0], dtype=np.float32)  # sample 0 at epochs 30, 10, 20; sample 1 at 10
     history = _histories(loss, epoch=np.array([30, 10, 20, 10]), sample=np.array([0, 0, 0, 1]), num_steps=3)
     assert history.tolist() == [[1.0, 2.0, 3.0], [1.0, 1.0, 1.0], [1.0, 1.0, 2.0], [10.0, 10.0, 10.0]]
+
+
+def test_separating_threshold_is_the_loss_diff_of_best_youden_j():
+    from hf_mentornet.learning import _separating_threshold
+
+    loss_diff = torch.tensor([-2.0, -1.0, 0.0, 0.5, 1.0, 2.0, 3.0])
+    clean = torch.tensor([1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0])
+    # Below 0.0: all but one right label, no wrong one (J = 3/4); below 1.0: every right label, one wrong (J = 2/3).
+    assert _separating_threshold(loss_diff, clean).item() == 0.0
+
+
+@pytest.mark.parametrize("target", ["posterior", "balanced", "monotone", "threshold"])
+def test_dd_targets_learn_a_weight_that_falls_with_the_loss(target):
+    records = synthetic_records(num_samples=300)
+    model, metrics = learn_from_records(records, percentiles=(75,), target=target, max_steps=150)
+    assert metrics["target"] == target
+    low, high = model(torch.tensor([0.3, 8.0]), torch.tensor([-1.0, 5.0]), epoch=20).weights.tolist()
+    assert high < 0.5 < low
+    assert metrics["heldout_selection_quality"] > 0.6
+    if target == "threshold":  # sharp: a right label near 1, a wrong one near 0
+        assert low > 0.9 and high < 0.1
+
+
+def test_dd_targets_need_both_kinds_of_label():
+    records = synthetic_records(num_samples=50, noise_rate=0.0)
+    with pytest.raises(ValueError, match="holds no corrupted sample, so `target`='threshold'"):
+        learn_from_records(records, target="threshold", max_steps=1)
+    with pytest.raises(ValueError, match="`target`='sharp' must be one of"):
+        learn_from_records(records, target="sharp", max_steps=1)
