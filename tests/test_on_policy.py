@@ -98,7 +98,7 @@ def noisy_digits():
 
 
 def test_on_policy_dd_on_digits_drops_the_corrupted_labels_and_keeps_the_clean(tmp_path, noisy_digits):
-    trainer = on_policy_trainer(tmp_path, noisy_digits, trusted_rows(noisy_digits, 300))
+    trainer = on_policy_trainer(tmp_path, noisy_digits, trusted_rows(noisy_digits, 300), burn_in_fraction=0.3)
     trainer.train()
     learnings = [log for log in trainer.state.log_history if "mentornet/dd_percentile" in log]
     assert len(learnings) == 1 and learnings[0]["step"] == round(trainer.burn_in_steps)
