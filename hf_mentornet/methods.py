@@ -285,6 +285,19 @@ def _verified_rows(train: datasets.Dataset, label_column: str) -> dict[str, np.n
     return {"rows": rows, "wrong": columns[label_column][rows] != columns["clean_label"][rows]}
 
 
+def _known_rows(
+    train: datasets.Dataset, verified: dict[str, np.ndarray] | None, name: str, size: int, seed: int
+) -> np.ndarray:
+    """`size` training rows drawn at random with `seed` among those whose clean label is known (argument `name`)."""
+    known = np.arange(len(train)) if verified is None else verified["rows"]
+    if "clean_label" not in train.column_names or not 0 < size <= len(known):
+        raise ValueError(
+            f"`{name}`={size!r} must be in 1..{len(known)} (the training samples whose clean label is known), e.g. "
+            f"{max(1, len(known) // 20)}."
+        )
+    return np.random.default_rng(seed).permutation(known)[:size]
+
+
 def _check_student_outputs(student: nn.Module, train: datasets.Dataset, num_labels: int) -> None:
     """Refuse a student whose number of outputs is not the data's number of classes (one forward on one image)."""
     pixel_values = torch.as_tensor(train[0]["pixel_values"])[None]
@@ -442,24 +455,12 @@ def train_method(
             "(e.g. 1000: training rows whose clean label is known) or `trusted_dataset`."
         )
     if trusted_size:
-        known = np.arange(len(train)) if verified is None else verified["rows"]
-        if "clean_label" not in train.column_names or not 0 < trusted_size <= len(known):
-            raise ValueError(
-                f"`trusted_size`={trusted_size!r} must be in 1..{len(known)} (the training samples whose clean label "
-                f"is known), e.g. {max(1, len(known) // 20)}."
-            )
-        rows = np.random.default_rng(curriculum_update_seed).permutation(known)[:trusted_size]
+        rows = _known_rows(train, verified, "trusted_size", trusted_size, curriculum_update_seed)
         trusted_dataset = train.select(np.sort(rows))
     if trusted_dataset is not None:
         extra["trusted_dataset"] = trusted_dataset
     if curriculum_update_size:
-        known = np.arange(len(train)) if verified is None else verified["rows"]
-        if "clean_label" not in train.column_names or not 0 < curriculum_update_size <= len(known):
-            raise ValueError(
-                f"`curriculum_update_size`={curriculum_update_size!r} must be in 1..{len(known)} (the training "
-                f"samples whose clean label is known), e.g. {max(1, len(known) // 10)}."
-            )
-        rows = np.random.default_rng(curriculum_update_seed).permutation(known)[:curriculum_update_size]
+        rows = _known_rows(train, verified, "curriculum_update_size", curriculum_update_size, curriculum_update_seed)
         extra["curriculum_update_dataset"] = train_for_eval.select(rows)
     if curriculum_update_dataset is not None:
         extra["curriculum_update_dataset"] = prepared(curriculum_update_dataset, train=False)
