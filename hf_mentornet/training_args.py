@@ -7,7 +7,6 @@ import math
 from dataclasses import dataclass, field, fields
 
 from .configuration_mentornet import validate_dropout_schedule
-from .features import RECORD_LOSS_PERCENTILES
 from .learning import DD_TARGETS
 from .weighted_trainer import WeightedLossArguments
 
@@ -16,6 +15,9 @@ __all__ = ["MentorNetTrainingArguments"]
 CURRICULUM_TYPES = ("mentornet", "closed-form")
 LOSS_NORMALIZATIONS = ("batch_size", "weight_sum")
 SCHEDULE_UNITS = ("percent", "steps", "epochs")
+# The on-policy DD's candidate loss percentiles: low ones too, for high noise (only p below the share of right labels
+# is tried).
+DD_CANDIDATE_PERCENTILES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.75, 0.8, 0.9)
 # The training settings a curriculum's config recommends; `None` here means "the curriculum's value".
 CURRICULUM_SETTINGS = (
     "loss_p_percentile",
@@ -197,11 +199,13 @@ class MentorNetTrainingArguments(WeightedLossArguments):
         },
     )
     dd_percentiles: list[float] = field(
-        default_factory=lambda: list(RECORD_LOSS_PERCENTILES),
+        default_factory=lambda: list(DD_CANDIDATE_PERCENTILES),
         metadata={
-            "help": "With a `trusted_dataset`: the loss percentiles p the on-policy DD is learned at; the one whose "
-            "curriculum best separates the trusted subset's held-out right and wrong labels is kept and served (the "
-            "paper sets p by cross-validation). One value: that p."
+            "help": "With a `trusted_dataset`: the loss percentiles p the on-policy DD may be learned at. Those below "
+            "the trusted rows' share of right labels are tried (the moving percentile must lie among the right "
+            "labels' losses; without one, the smallest), and the one whose curriculum best separates the trusted "
+            "subset's held-out right and wrong labels is kept and served (the paper sets p by cross-validation). "
+            "One value: that p."
         },
     )
     dd_window_epochs: float = field(
