@@ -108,9 +108,9 @@ class WeightedLossArguments(TrainingArguments):
     record_student: bool = field(
         default=False,
         metadata={
-            "help": "Record per sample and step (sample_index, progress, epoch, label, clean_label, loss, weight) and "
-            "write them in parquet chunks to `output_dir/student_records` during training: the input of "
-            "`learn_from_records`."
+            "help": "Record per sample and step (sample_index, progress, epoch, label, clean_label, loss, weight, and "
+            "the loss_diff features as a MentorNet is served them: loss_diff_p40 ... loss_diff_p90) and write them "
+            "in parquet chunks to `output_dir/student_records` during training: the input of `learn_from_records`."
         },
     )
     label_issues: bool = field(
