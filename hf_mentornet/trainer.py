@@ -258,11 +258,8 @@ class MentorNetTrainer(WeightedLossTrainer):
 
         loss_diff = self._update_loss_moving_average(loss, usable, batch["label"], num_classes)
         mentornet_epoch = self._mentornet_epoch(epoch)
-        self._served_features = {
-            "loss_diff": loss_diff,
-            "mentornet_epoch": torch.full_like(batch["label"], mentornet_epoch),
-        }
-        if self._trusted_clean_label is not None:
+        self._served_features = (loss_diff, mentornet_epoch)  # for the records, built only when they are kept
+        if self._trusted_clean_label is not None and self._on_policy_learning_ahead():
             sample_index = required_column(batch, "sample_index", "the on-policy DD (`trusted_dataset`)")
             self._buffer_trusted(batch, sample_index, self._candidate_averages.update(loss, usable))
 
@@ -285,6 +282,11 @@ class MentorNetTrainer(WeightedLossTrainer):
             self._metrics["train"]["loss_moving_average"].append(self._loss_moving_average.clone())
         return weights
 
+    def _on_policy_learning_ahead(self) -> bool:
+        """Whether an on-policy learning is still to come (the end of burn-in, an update point): only then are the
+        trusted rows' features and the candidate percentiles' averages kept up."""
+        return self._num_on_policy_learnings == 0 or self._next_curriculum_update < len(self.args.curriculum_update_at)
+
     def _buffer_trusted(
         self, batch: dict[str, torch.Tensor], sample_index: torch.Tensor, averages: torch.Tensor
     ) -> None:
@@ -292,8 +294,8 @@ class MentorNetTrainer(WeightedLossTrainer):
         from a running count, so no host sync; the other rows go to the spare last slot)."""
         buffer = self._trusted_buffer
         size = buffer["loss"].shape[0] - 1
-        clean_label = self._trusted_clean_label[sample_index.clamp(0, self._trusted_clean_label.shape[0] - 1)]
-        trusted = batch["usable"] & (sample_index < self._trusted_clean_label.shape[0]) & (clean_label >= 0)
+        clean_label = self._trusted_clean_label[sample_index]  # sized from the checked training index
+        trusted = batch["usable"] & (clean_label >= 0)
         position = (buffer["count"] + trusted.long().cumsum(0) - 1) % size
         position = torch.where(trusted, position, size)
         buffer["loss"][position] = batch["loss"]
@@ -306,7 +308,12 @@ class MentorNetTrainer(WeightedLossTrainer):
     def _record_features(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The base's `loss_diff_p<percent>` columns, and the features this trainer served the batch: `loss_diff`
         (against its own moving average) and `mentornet_epoch`."""
-        return {**super()._record_features(batch), **self._served_features}
+        loss_diff, epoch = self._served_features
+        return {
+            **super()._record_features(batch),
+            "loss_diff": loss_diff,
+            "mentornet_epoch": torch.full_like(batch["label"], epoch),
+        }
 
     def _moving_average_settings(self) -> tuple[float, bool]:
         return self.args.loss_moving_average_decay, self.args.loss_moving_average_bias_correction
@@ -493,53 +500,54 @@ class MentorNetTrainer(WeightedLossTrainer):
             "trusted_records": num_rows,
         }
         chosen = torch.zeros((), dtype=torch.long, device=args.device)
-        learned = MentorNetModel(config).to(args.device).eval()
         if self.accelerator.is_main_process:
             rows = {
                 name: buffer[name][:num_rows].cpu().numpy()
                 for name in ("loss", "label", "clean_label", "sample_index")
             }
             averages = buffer["averages"][:num_rows].cpu().numpy()
-            candidates = []
             # The moving percentile must lie among the right labels' losses: p below the trusted rows' share of right
             # labels (noisy CIFAR-10: p = 0.9 at 20% noise and p = 0.75 at 40% let the memorised wrong labels back
             # in, p = 0.75 at 20% and 0.4 at 40% did not; bench/RESULTS.md). Without such a p, the smallest.
             clean_share = float(np.mean(rows["label"] == rows["clean_label"]))
-            eligible = [p for p in args.dd_percentiles if p < clean_share] or [min(args.dd_percentiles)]
-            for index, percentile in enumerate(args.dd_percentiles):
-                if percentile not in eligible:
-                    continue
+            percentiles = args.dd_percentiles
+            eligible = [index for index, p in enumerate(percentiles) if p < clean_share]
+            candidates = []
+            for index in eligible or [int(np.argmin(percentiles))]:
                 records = {
                     **rows,
-                    "epoch": np.full(num_rows, min(99, progress), dtype=np.int64),
+                    "epoch": np.full(num_rows, progress, dtype=np.int64),
                     "mentornet_epoch": np.full(num_rows, epoch, dtype=np.int64),
-                    loss_diff_column(percentile): rows["loss"] - averages[:, index],
+                    loss_diff_column(percentiles[index]): rows["loss"] - averages[:, index],
                 }
                 model, metrics = learn_from_records(
                     records,
                     copy.deepcopy(config),
                     curriculum_name="on-policy-dd",
-                    percentiles=(100 * percentile,),
+                    percentiles=(100 * percentiles[index],),
                     target=args.dd_target,
                     max_steps=args.curriculum_update_steps,
                     seed=args.seed,
                 )
-                candidates.append((metrics["heldout_selection_quality"], -index, model, metrics))
+                candidates.append((index, model, metrics))
                 logger.info(
-                    f"Step {step}: on-policy DD at p={percentile:g}: held-out selection quality "
+                    f"Step {step}: on-policy DD at p={percentiles[index]:g}: held-out selection quality "
                     f"{metrics['heldout_selection_quality']:.3f} (weights {metrics['heldout_mean_weight_clean']:.3f} "
                     f"right / {metrics['heldout_mean_weight_noisy']:.3f} wrong labels)."
                 )
-            quality, negative_index, model, metrics = max(candidates, key=lambda candidate: candidate[:2])
-            chosen.fill_(-negative_index)
-            learned = model.to(args.device).eval()
-            learned.config.loss_p_percentile = float(args.dd_percentiles[-negative_index])
+            # The best held-out quality; on a tie the first (smaller) percentile.
+            index, learned, metrics = max(candidates, key=lambda candidate: candidate[2]["heldout_selection_quality"])
+            chosen.fill_(index)
+            learned = learned.to(args.device).eval()
+            learned.config.loss_p_percentile = float(percentiles[index])
             fit = {
                 "mentornet/dd_percentile": learned.config.loss_p_percentile,
-                "mentornet/dd_heldout_selection_quality": quality,
+                "mentornet/dd_heldout_selection_quality": metrics["heldout_selection_quality"],
                 "mentornet/dd_heldout_mean_weight_clean": metrics["heldout_mean_weight_clean"],
                 "mentornet/dd_heldout_mean_weight_noisy": metrics["heldout_mean_weight_noisy"],
             }
+        else:  # receives the main process's parameters below
+            learned, fit = MentorNetModel(config).to(args.device).eval(), {}
         if self.accelerator.num_processes > 1:
             chosen = broadcast(chosen.contiguous(), from_process=0)
             for tensor in learned.state_dict().values():
@@ -554,12 +562,7 @@ class MentorNetTrainer(WeightedLossTrainer):
         self.curriculum = learned
         self._curriculum_inputs_checked = False
         self._num_on_policy_learnings += 1
-        self.log(
-            {
-                "mentornet/curriculum_update": float(self._num_on_policy_learnings),
-                **(fit if self.accelerator.is_main_process else {}),
-            }
-        )
+        self.log({"mentornet/curriculum_update": float(self._num_on_policy_learnings), **fit})
 
     def _update_curriculum(self) -> None:
         """Re-learn the MentorNet from the current student (warm-started from the current MentorNet). The main process
