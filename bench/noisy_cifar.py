@@ -285,7 +285,9 @@ def run_one(dataset, cli, regime: str, noise_rate: float, method: str, seed: int
             "noise_rates": [noise_rate],
             "seed": seed,
         }
-        save_curriculum(learned, os.path.join(run_dir, "curriculum"), overwrite=True)
+        directory = os.path.join(run_dir, "curriculum")
+        # The card's usage snippet loads it from where the bench was run (the repository root), not this machine's path.
+        save_curriculum(learned, directory, model_id=os.path.relpath(directory), overwrite=True)
     curriculum = method
     if isinstance(trainer, MentorNetTrainer):
         curriculum = (

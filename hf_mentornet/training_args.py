@@ -175,7 +175,7 @@ class MentorNetTrainingArguments(WeightedLossArguments):
         default=500,
         metadata={
             "help": "Optimisation steps of each MentorNet re-fit (curriculum_update_at) and of each on-policy DD "
-            "learning (`trusted_dataset`: per candidate percentile)."
+            "learning (`trusted_dataset`)."
         },
     )
     curriculum_update_buffer_size: int = field(
