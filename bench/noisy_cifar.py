@@ -286,8 +286,12 @@ def run_one(dataset, cli, regime: str, noise_rate: float, method: str, seed: int
             "seed": seed,
         }
         directory = os.path.join(run_dir, "curriculum")
-        # The card's usage snippet loads it from where the bench was run (the repository root), not this machine's path.
-        save_curriculum(learned, directory, model_id=os.path.relpath(directory), overwrite=True)
+        # The card's usage snippet loads it relative to where the bench was run (the repository root, for the committed
+        # runs) rather than by this machine's absolute path; an output directory outside it keeps the absolute one.
+        model_id = os.path.relpath(directory)
+        if model_id.startswith(os.pardir):
+            model_id = os.path.abspath(directory)
+        save_curriculum(learned, directory, model_id=model_id, overwrite=True)
     curriculum = method
     if isinstance(trainer, MentorNetTrainer):
         curriculum = (
