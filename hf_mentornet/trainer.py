@@ -513,8 +513,8 @@ class MentorNetTrainer(WeightedLossTrainer):
             # lies just inside the right labels' losses, where loss_diff separates them from the wrong ones. Larger p
             # let the memorised wrong labels back in (noisy CIFAR-10: 0.9 at 20% noise, 0.75 at 40%); smaller ones
             # drop right labels (0.1 at 40%: 0.508 against 0.593 at 0.6, same seed); the held-out selection quality
-            # at the end of burn-in differs by < 0.01 between them and cannot tell (bench/RESULTS.md). Without such
-            # a p, the smallest candidate.
+            # at the end of burn-in ranked those two the wrong way round (0.549 vs 0.536, bench/RESULTS.md). Without
+            # such a p, the smallest candidate.
             clean_share = float(np.mean(rows["label"] == rows["clean_label"]))
             percentiles = args.dd_percentiles
             eligible = [p for p in percentiles if p < clean_share]
