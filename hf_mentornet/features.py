@@ -1,7 +1,7 @@
 """The MentorNet's `loss_diff` feature as a trainer serves it (Jiang et al., ICML 2018, Algorithm 1 step 10): each
 sample's loss minus an exponential moving average of the p-th percentile of the batch losses. One home for the
-average, used by [`MentorNetTrainer`] (the served feature, the on-policy DD's candidate percentiles) and by every
-trainer's student records, so that a curriculum learned from records sees the features it is later served."""
+average, used by [`MentorNetTrainer`] (the served feature) and by every trainer's student records, so that a
+curriculum learned from records sees the features it is later served."""
 
 from __future__ import annotations
 

@@ -15,8 +15,8 @@ __all__ = ["MentorNetTrainingArguments"]
 CURRICULUM_TYPES = ("mentornet", "closed-form")
 LOSS_NORMALIZATIONS = ("batch_size", "weight_sum")
 SCHEDULE_UNITS = ("percent", "steps", "epochs")
-# The on-policy DD's candidate loss percentiles: low ones too, for high noise (only p below the share of right labels
-# is tried).
+# The on-policy DD's candidate loss percentiles: low ones too, for high noise (p is the largest below the trusted rows'
+# share of right labels).
 DD_CANDIDATE_PERCENTILES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.75, 0.8, 0.9)
 # The training settings a curriculum's config recommends; `None` here means "the curriculum's value".
 CURRICULUM_SETTINGS = (

@@ -92,7 +92,7 @@ def on_policy(output_dir: str, batch_size: int) -> None:
     torch.save(
         {
             "curriculum": torch.cat([p.detach().flatten() for p in trainer.curriculum.parameters()]),
-            "percentile": trainer._loss_percentile,
+            "percentile": trainer.args.loss_p_percentile,
             "student": torch.cat([p.detach().flatten() for p in trainer.model.parameters()]),
         },
         os.path.join(output_dir, f"rank-{trainer.accelerator.process_index}.pt"),

@@ -12,7 +12,7 @@ import torch
 from test_trainer import MLP, collate, digits, make_args, params_of, random_mentornet
 
 from hf_mentornet.learning import heldout_rows, learn_from_records
-from hf_mentornet.trainer import MentorNetTrainer
+from hf_mentornet.trainer import MentorNetTrainer, on_policy_percentile
 
 WORKER = os.path.join(os.path.dirname(__file__), "distributed_worker.py")
 
@@ -103,7 +103,7 @@ def test_on_policy_dd_on_digits_drops_the_corrupted_labels_and_keeps_the_clean(t
     learnings = [log for log in trainer.state.log_history if "mentornet/dd_percentile" in log]
     assert len(learnings) == 1 and learnings[0]["step"] == round(trainer.burn_in_steps)
     assert learnings[0]["mentornet/dd_percentile"] in trainer.args.dd_percentiles
-    assert trainer._loss_percentile == learnings[0]["mentornet/dd_percentile"]
+    assert trainer.args.loss_p_percentile == learnings[0]["mentornet/dd_percentile"]
     assert trainer.curriculum.config.curriculum_name == "on-policy-dd"
     after = [log for log in trainer.state.log_history if "mentornet/mean_weight_clean" in log]
     after = [log for log in after if log["step"] > trainer.burn_in_steps]
@@ -111,6 +111,26 @@ def test_on_policy_dd_on_digits_drops_the_corrupted_labels_and_keeps_the_clean(t
     noisy = np.mean([log["mentornet/mean_weight_noisy"] for log in after])
     print(f"mean weight after burn-in: clean {clean:.3f}, corrupted {noisy:.3f}")
     assert noisy < 0.2 and clean > 0.8
+
+
+def test_p_is_chosen_from_the_trusted_labels_and_served_from_the_first_step(tmp_path):
+    assert on_policy_percentile([0.1, 0.2, 0.5, 0.6, 0.9], 0.64) == 0.6  # the largest below the right share
+    assert on_policy_percentile([0.5, 0.9], 0.28) == 0.5  # none below it: the smallest
+    train = digits(0.4, size=256)
+    trusted = trusted_rows(train, 64)
+    rows = trusted.with_format("numpy")[:]
+    right_share = np.mean(rows["labels"] == rows["clean_label"])
+    trainer = on_policy_trainer(tmp_path, train, trusted, max_steps=12, burn_in_fraction=0.5, record_student=True)
+    assert trainer.args.loss_p_percentile == on_policy_percentile(trainer.args.dd_percentiles, right_share)
+    trainer.train()
+    # The served loss_diff is against the moving average of that p from step 0 on, burn-in included: the records'
+    # own average of the same percentile.
+    records = trainer.student_records().with_format("numpy")[:]
+    column = f"loss_diff_p{round(100 * trainer.args.loss_p_percentile)}"
+    np.testing.assert_allclose(records["loss_diff"], records[column], atol=1e-6)
+    assert [
+        log["mentornet/dd_percentile"] for log in trainer.state.log_history if "mentornet/dd_percentile" in log
+    ] == [trainer.args.loss_p_percentile]
 
 
 def test_resume_across_a_relearn_equals_the_uninterrupted_run(tmp_path, noisy_digits):
@@ -138,7 +158,7 @@ def test_resume_across_a_relearn_equals_the_uninterrupted_run(tmp_path, noisy_di
     assert [log["step"] for log in resumed.state.log_history if "mentornet/dd_percentile" in log][-1] == 24
     assert torch.equal(params_of(straight.curriculum), params_of(resumed.curriculum))
     assert torch.allclose(params_of(straight.model), params_of(resumed.model), atol=1e-6)
-    assert straight._loss_percentile == resumed._loss_percentile
+    assert straight.args.loss_p_percentile == resumed.args.loss_p_percentile
     assert torch.equal(straight._loss_moving_average, resumed._loss_moving_average)
 
 
@@ -192,6 +212,8 @@ def test_bad_on_policy_settings_are_refused(tmp_path):
         on_policy_trainer(tmp_path, train, trusted, curriculum_type="closed-form")
     with pytest.raises(ValueError, match="`loss_percentile_per_class=True`"):
         on_policy_trainer(tmp_path, train, trusted, loss_percentile_per_class=True)
+    with pytest.raises(ValueError, match=r"`loss_p_percentile`=0.5 is given.*`dd_percentiles`=\[0.5\]"):
+        on_policy_trainer(tmp_path, train, trusted, loss_p_percentile=0.5)
     with pytest.raises(ValueError, match="`dd_target`='sharp'"):
         make_args(tmp_path, dd_target="sharp")
     with pytest.raises(ValueError, match="`dd_percentiles`"):
