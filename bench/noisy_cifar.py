@@ -100,6 +100,7 @@ METHODS = [
     "mentornet-dd",
     "mentornet-dd-onpolicy",
     "mentormix",
+    "mentormix-dd-onpolicy",
     "oracle",
 ]
 REGIMES = {
@@ -425,6 +426,7 @@ ORDERINGS = (
     ("mentormix", "mentornet-pd"),
     ("mentornet-dd-onpolicy", "mentornet-pd"),
     ("mentornet-dd-onpolicy", "co-teaching"),
+    ("mentormix-dd-onpolicy", "co-teaching"),
 )
 
 

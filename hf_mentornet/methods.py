@@ -107,10 +107,13 @@ METHODS: dict[str, Method] = {
     "mentornet-dd-onpolicy": Method(MentorNetTrainer, {"curriculum": "mentornet-pd"}, on_policy=True),
     # MentorMix (Jiang et al., ICML 2020) with the curriculum of the arguments (default the shipped PD).
     "mentormix": Method(MentorMixTrainer),
+    # MentorMix guided by the DD learned on-policy, as `mentornet-dd-onpolicy` learns it.
+    "mentormix-dd-onpolicy": Method(MentorMixTrainer, {"curriculum": "mentornet-pd"}, on_policy=True),
 }
 """The methods by name. `mentornet-pd` / `mentornet-dd` are MentorNet with the shipped predefined / data-driven
-curriculum; `mentornet-dd-onpolicy` learns its DD from the student it trains (a trusted subset needed);
-`mentornet` and `mentormix` take any curriculum from the arguments' `curriculum`."""
+curriculum; `mentornet-dd-onpolicy` learns its DD from the student it trains (a trusted subset needed), and
+`mentormix-dd-onpolicy` mixes by that DD's weights; `mentornet` and `mentormix` take any curriculum from the
+arguments' `curriculum`."""
 
 
 SMALL_STUDENT_SETTINGS: dict[str, Any] = {
@@ -359,8 +362,8 @@ def train_method(
         curriculum_update_dataset: instead of `curriculum_update_size`, the samples (noisy `label_column` and
             `clean_label`, e.g. a separate verified split) the data-driven update learns from; the eval transform
             is applied to them.
-        trusted_size: for a method that learns its curriculum on-policy (`mentornet-dd-onpolicy`, or any MentorNet
-            method given it): this many training rows whose clean label is known, drawn at random with
+        trusted_size: for a method that learns its curriculum on-policy (`mentornet-dd-onpolicy`,
+            `mentormix-dd-onpolicy`, or any MentorNet method given it): this many training rows whose clean label is known, drawn at random with
             `curriculum_update_seed`, are the trusted subset ([`MentorNetTrainer`]'s `trusted_dataset`). They stay
             in the training set with their given labels, so every method trains on the same images.
         trusted_dataset: instead of `trusted_size`, the trusted rows themselves (rows of `noisy[train_split]`).
@@ -442,10 +445,10 @@ def train_method(
         )
     if trusted_size or trusted_dataset is not None:
         given = f"`trusted_size`={trusted_size!r}" if trusted_size else "`trusted_dataset`"
-        if method.trainer_class is not MentorNetTrainer:
+        if not issubclass(method.trainer_class, MentorNetTrainer):
             raise ValueError(
                 f"{given} is the on-policy DD's trusted subset, which only a MentorNet method learns from (got method "
-                f"{name!r}); use method 'mentornet-dd-onpolicy'."
+                f"{name!r}); use method 'mentornet-dd-onpolicy' or 'mentormix-dd-onpolicy'."
             )
         if trusted_size and trusted_dataset is not None:
             raise ValueError("Both `trusted_size` and `trusted_dataset` are given; drop one of them.")

@@ -197,3 +197,30 @@ def test_the_mentormix_method_trains_transformers_and_timm_students(tmp_path, st
     assert isinstance(trainer, MentorMixTrainer) and trainer.state.global_step == 3
     assert trainer.args.curriculum == "mentornet-pd" and 0.0 <= summary.last_accuracy <= 1.0
     assert all(math.isfinite(entry["loss"]) for entry in trainer.state.log_history if "loss" in entry)
+
+
+def test_mentormix_mixes_by_the_dd_it_learns_on_policy(tmp_path):
+    """`mentormix-dd-onpolicy`: MentorMix whose weights come from the DD learned from its own student on a trusted
+    subset (the first, unmixed weighting's features), at the end of burn-in."""
+    noisy = inject_label_noise(load_embedded_dataset("digits"), 0.4, seed=0)
+    noisy["train"] = noisy["train"].select(range(256))
+    noisy["test"] = noisy["test"].select(range(64))
+
+    def factory():
+        return build_student("transformers/resnet", 10, num_channels=1, embedding_size=8, hidden_sizes=[8], depths=[1])
+
+    settings = {
+        "output_dir": str(tmp_path), "per_device_train_batch_size": 32, "num_train_epochs": 3, "report_to": "none",
+        "use_cpu": True, "disable_tqdm": True, "logging_steps": 1, "burn_in_fraction": 0.5,
+        "curriculum_update_steps": 50,
+    }  # fmt: skip
+    summary, trainer = train_method(
+        "mentormix-dd-onpolicy", noisy, factory, settings, transform_kwargs={"image_size": 16}, trusted_size=64
+    )
+    assert isinstance(trainer, MentorMixTrainer)
+    learnings = [log for log in trainer.state.log_history if "mentornet/dd_percentile" in log]
+    assert [log["step"] for log in learnings] == [math.ceil(trainer.burn_in_steps)]
+    assert trainer.curriculum.config.curriculum_name == "on-policy-dd"
+    assert int(trainer._trusted_buffer["count"]) >= 64  # every trusted row trained at least once before learning
+    with pytest.raises(ValueError, match="learns its curriculum from a trusted subset"):
+        train_method("mentormix-dd-onpolicy", noisy, factory, settings, transform_kwargs={"image_size": 16})
