@@ -756,12 +756,6 @@ def _check_on_policy_settings(
             "trusted training rows' features (on-policy) or the student's predictions on `curriculum_update_dataset`. "
             "Drop one of them."
         )
-    if args.loss_percentile_per_class:
-        raise ValueError(
-            "`loss_percentile_per_class=True` compares each sample with its class's moving percentile, but the "
-            "on-policy DD (`trusted_dataset`) chooses one percentile for all samples: set "
-            "`loss_percentile_per_class=False`, or drop `trusted_dataset`."
-        )
 
 
 def on_policy_percentile(percentiles: list[float], right_share: float) -> float:

@@ -210,8 +210,6 @@ def test_bad_on_policy_settings_are_refused(tmp_path):
     trusted = trusted_rows(train, 64)
     with pytest.raises(ValueError, match="`curriculum_type`='closed-form' uses none"):
         on_policy_trainer(tmp_path, train, trusted, curriculum_type="closed-form")
-    with pytest.raises(ValueError, match="`loss_percentile_per_class=True`"):
-        on_policy_trainer(tmp_path, train, trusted, loss_percentile_per_class=True)
     with pytest.raises(ValueError, match=r"`loss_p_percentile`=0.5 is given.*`dd_percentiles`=\[0.5\]"):
         on_policy_trainer(tmp_path, train, trusted, loss_p_percentile=0.5)
     with pytest.raises(ValueError, match="`dd_target`='sharp'"):
