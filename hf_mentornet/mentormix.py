@@ -31,15 +31,18 @@ class MentorMixConfig(MentorNetTrainingArguments):
         default=8.0,
         metadata={
             "help": "The mixup coefficient's Beta(alpha, alpha) parameter. The authors use 8 on CIFAR-100 at 40% noise "
-            "and tune it in 0.4-32; a small alpha mixes little (alpha -> 0: each sample is itself or its partner)."
+            "and tune it in 0.4-32 (their released CIFAR-10 commands: 2 / 8 / 8 / 4 at 20 / 40 / 60 / 80% noise); a "
+            "small alpha mixes little (alpha -> 0: each sample is itself or its partner). On this project's noisy "
+            "CIFAR-10 benchmark at 40% noise: 0.5 0.601, 2 0.640, 8 0.631."
         },
     )
     mentormix_second_weighting: bool = field(
         default=False,
         metadata={
             "help": "Weight the mixed samples' losses with the curriculum again (MentorNet on the mixed losses, against "
-            "the same moving percentile), as the authors found helpful at high noise. Off: each mixed sample keeps "
-            "the weight its own sample got on the unmixed batch."
+            "the same moving percentile), as the authors found helpful at high noise (their released CIFAR-10 "
+            "commands turn it on at 60% and 80%). Off: each mixed sample keeps the weight its own sample got on the "
+            "unmixed batch. On this project's benchmark at 80% noise it ended lower (0.354 against 0.372)."
         },
     )
 
