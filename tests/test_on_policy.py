@@ -113,6 +113,21 @@ def test_on_policy_dd_on_digits_drops_the_corrupted_labels_and_keeps_the_clean(t
     assert noisy < 0.2 and clean > 0.8
 
 
+def test_the_on_policy_dd_can_compare_each_sample_with_its_class_percentile(tmp_path):
+    train = digits(0.4, size=256)
+    trainer = on_policy_trainer(
+        tmp_path, train, trusted_rows(train, 64), max_steps=8, burn_in_fraction=0.5, record_student=True,
+        loss_percentile_per_class=True,
+    )  # fmt: skip
+    trainer.train()
+    assert trainer.curriculum.config.curriculum_name == "on-policy-dd"  # learned at the end of burn-in
+    # Served (and kept for the learning) against each label class's own moving percentile, not the batch-wide one
+    # the records also carry.
+    records = trainer.student_records().with_format("numpy")[:]
+    column = f"loss_diff_p{round(100 * trainer.args.loss_p_percentile)}"
+    assert not np.allclose(records["loss_diff"], records[column], atol=1e-3)
+
+
 def test_p_is_chosen_from_the_trusted_labels_and_served_from_the_first_step(tmp_path):
     assert on_policy_percentile([0.1, 0.2, 0.5, 0.6, 0.9], 0.64) == 0.6  # the largest below the right share
     assert on_policy_percentile([0.5, 0.9], 0.28) == 0.5  # none below it: the smallest
