@@ -131,11 +131,19 @@ taught the shipped DD curricula (`recipes/train_mentornet.py --source student`).
 
 def dd_curriculum(noise_rate: float) -> str:
     """The shipped data-driven curriculum for data with `noise_rate` corrupted labels: the one learned at the
-    nearest noise rate (the paper learns one DD per noise rate; `mentornet-dd` is the 0.4 one)."""
-    learned_at = {
-        MentorNetConfig.from_pretrained(resolve_curriculum_path(name)).learned_from["noise_rates"][0]: name
+    nearest noise rate (the paper learns one DD per noise rate; `mentornet-dd` is the 0.4 one). The DDs re-learned
+    on-policy from the benchmark's student (`mentornet-dd-<regime>-<rate>`, their `learned_from` names the regime)
+    are loaded by name only: in the benchmark's `full` regime, the closest to how users train, they lose to these
+    (bench/RESULTS.md)."""
+    configs = {
+        name: MentorNetConfig.from_pretrained(resolve_curriculum_path(name))
         for name in shipped_curricula()
         if name.startswith("mentornet-dd")
+    }
+    learned_at = {
+        config.learned_from["noise_rates"][0]: name
+        for name, config in configs.items()
+        if "regime" not in config.learned_from
     }
     nearest = min(learned_at, key=lambda rate: abs(rate - noise_rate))
     if not math.isclose(nearest, noise_rate):

@@ -7,16 +7,25 @@
 All use the released architecture (hidden size 1, one step, so any trainer can use them) with a trained epoch
 embedding, and are learned with `learn_predefined`'s defaults and seed 0. Each directory is written to a temporary
 directory beside it and moved into place, so an interrupted run never leaves a half-written curriculum.
-The data-driven ones are learned from students' records by `recipes/train_mentornet.py --source student` on the
-same 5,000 CIFAR-10 training images (`--cifar10`: a Hub id or a local copy; about 6 minutes each on one CPU thread),
-one per noise rate as the paper does: `mentornet-dd` at 40% (the default), `mentornet-dd-0.2` and `mentornet-dd-0.8`
-(used with the 50th loss percentile, as the authors' released 80% command); pass the names of the predefined ones
-only to skip them.
+
+The data-driven ones come in two generations:
+- `mentornet-dd` (40%, the default), `mentornet-dd-0.2` and `mentornet-dd-0.8` (used with the 50th loss percentile,
+  as the authors' released 80% command), the first release's: learned from students' records by
+  `recipes/train_mentornet.py --source student` on 5,000 CIFAR-10 training images (`--cifar10`: a Hub id or a local
+  copy; about 6 minutes each on one CPU thread), one per noise rate as the paper does. `--dd_runs` leaves them as
+  they are.
+- `mentornet-dd-<regime>-<rate>` for the bench's regimes `full` and `noreg` at 20 / 40 / 80%: re-learned on-policy
+  (Algorithm 1 with the paper's D'), each the curriculum that `bench/noisy_cifar.py`'s `mentornet-dd-onpolicy` run
+  learned from its 604k student at the end of burn-in, seed 0. `--dd_runs DIR` copies them from that bench's output
+  directory (run the cells first: `python bench/noisy_cifar.py --output_dir DIR --regimes full noreg --noise_rates
+  0.2 0.4 0.8 --seeds 0 --methods mentornet-dd-onpolicy --threads 1`, 20-30 minutes a run), renamed, with a note
+  of where they came from on their card.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -64,6 +73,46 @@ DATA_DRIVEN: dict[str, tuple[float, float]] = {
     "mentornet-dd-0.8": (0.8, 0.5),
 }
 
+# The re-learned DDs: name -> (bench regime, noise rate) of the `mentornet-dd-onpolicy` run they come from.
+RELEARNED: dict[str, tuple[str, float]] = {
+    f"mentornet-dd-{regime}-{rate:g}": (regime, rate) for regime in ("full", "noreg") for rate in (0.2, 0.4, 0.8)
+}
+RELEARNED_SEED = 0
+# The regimes, for the cards (recipes/configs/cifar.yaml with cifar_cpu_<regime>.yaml over it).
+RELEARNED_NOTES = {
+    "full": "bench's `full` regime: 40 epochs with the paper's augmentation and weight decay 2e-4",
+    "noreg": "bench's `noreg` regime, the paper's NoReg: 30 epochs, no augmentation, no weight decay",
+}
+
+
+def copy_relearned(name: str, dd_runs: Path) -> dict[str, Any]:
+    """Copy the curriculum learned by the bench's `mentornet-dd-onpolicy` run of `name`'s regime and rate (seed 0)
+    from `dd_runs` to `SHIPPED_CURRICULA_DIR / name`, renamed, with where it came from in its card."""
+    regime, rate = RELEARNED[name]
+    run = dd_runs / regime / f"noise-{rate:g}" / "mentornet-dd-onpolicy" / f"seed-{RELEARNED_SEED}"
+    if not (run / "curriculum" / "config.json").is_file():
+        raise FileNotFoundError(
+            f"`--dd_runs`={str(dd_runs)!r} has no learned curriculum at {run / 'curriculum'}: run the cell first "
+            f"(python bench/noisy_cifar.py --output_dir {dd_runs} --regimes {regime} --noise_rates {rate:g} "
+            f"--seeds {RELEARNED_SEED} --methods mentornet-dd-onpolicy --threads 1)."
+        )
+    model = MentorNetModel.from_pretrained(run / "curriculum")
+    record = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    learned = model.config.learned_from
+    model.config.curriculum_name = model.config.name_or_path = name
+    learned["source_dataset"] = "uoft-cs/cifar10"  # the bench's copy of it
+    learned["notes"] = (
+        f"Learned on-policy by `bench/noisy_cifar.py --methods mentornet-dd-onpolicy`, seed {RELEARNED_SEED}, in the "
+        f"{RELEARNED_NOTES[regime]}; {learned['train_images']} CIFAR-10 training images at {rate:g} uniform noise. "
+        f"Learned at the end of burn-in (step {learned['student_step']}), from the 604k-parameter bench student's served "
+        f"features on {learned['trusted_images']} trusted rows, with the percentile p = "
+        f"{model.config.loss_p_percentile:g} chosen on them. That run ended at last test accuracy "
+        f"{record['last_accuracy']:.4f}; bench/RESULTS.md compares it with the first release's DD, PD and "
+        "co-teaching in the same cell."
+    )
+    save_curriculum(model, SHIPPED_CURRICULA_DIR / name, model_id=name, overwrite=True)
+    return record
+
 
 def make(name: str) -> dict[str, Any]:
     """Learn the shipped curriculum `name` and write it atomically to `SHIPPED_CURRICULA_DIR / name`."""
@@ -103,10 +152,24 @@ def main() -> None:
     )
     parser.add_argument("--cifar10", default="uoft-cs/cifar10", help="CIFAR-10 for mentornet-dd: Hub id or path")
     parser.add_argument("--check", action="store_true", help="check the shipped curricula instead of making them")
+    parser.add_argument(
+        "--dd_runs",
+        type=Path,
+        default=None,
+        help="bench/noisy_cifar.py's output directory: copy the re-learned DDs from its mentornet-dd-onpolicy runs",
+    )
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     logging.disable_progress_bar()
+    if args.dd_runs is not None:
+        print("| Curriculum | p | Held-out selection quality | Its run's last accuracy |\n|---|---|---|---|")
+        for name in RELEARNED:
+            record = copy_relearned(name, args.dd_runs)
+            config = MentorNetModel.from_pretrained(name).config
+            quality = config.learned_from["heldout_selection_quality"]
+            print(f"| {name} | {config.loss_p_percentile:g} | {quality:.3f} | {record['last_accuracy']:.4f} |")
+        return
     unknown = sorted(set(args.names) - {*SHIPPED, *DATA_DRIVEN})
     if unknown:
         parser.error(f"unknown names {unknown}; choose from {[*SHIPPED, *DATA_DRIVEN]}")

@@ -78,6 +78,35 @@ def test_shipped_data_driven_curricula_match_their_cards(name, noise_rate, perce
     assert weights[0] > 0.8 and weights[-1] < 0.1
 
 
+@pytest.mark.parametrize(
+    "name, regime, noise_rate, percentile",
+    [
+        (f"mentornet-dd-{regime}-{rate:g}", regime, rate, percentile)
+        for regime in ("full", "noreg")
+        for rate, percentile in ((0.2, 0.8), (0.4, 0.6), (0.8, 0.2))
+    ],
+)
+def test_relearned_data_driven_curricula_say_what_they_were_learned_from(name, regime, noise_rate, percentile):
+    model = MentorNetModel.from_pretrained(name)
+    config = model.config
+    assert config.curriculum_kind == "data-driven" and config.curriculum_name == name
+    # p was chosen on the trusted rows: the largest candidate below their share of right labels.
+    assert config.loss_p_percentile == percentile
+    learned = config.learned_from
+    assert learned["regime"] == regime and learned["noise_rates"] == [noise_rate]
+    assert learned["loss_diff_reference"] == "trainer" and learned["student_parameters"] == 604074
+    assert learned["trusted_images"] == 1000 and learned["train_images"] == 20000
+    card = (SHIPPED_CURRICULA_DIR / name / "README.md").read_text(encoding="utf-8")
+    assert f"step {learned['student_step']}" in card and f"p = {percentile:g}" in card and f"`{regime}`" in card
+    assert f'MentorNetModel.from_pretrained("{name}")' in card
+    # The threshold target: weight ~1 below the learned loss_diff cut-off, ~0 above it, falling with the loss.
+    loss = torch.linspace(0.0, 10.0, 21)
+    with torch.no_grad():
+        weights = model.eval()(loss, loss - learned["loss_percentiles"][0], epoch=50).weights
+    assert (weights[1:] <= weights[:-1] + 1e-4).all()
+    assert weights[0] > 0.9 and weights[-1] < 0.1
+
+
 def test_shipped_cards_carry_hub_metadata_and_no_local_paths():
     for folder in sorted(SHIPPED_CURRICULA_DIR.iterdir()):
         card = (folder / "README.md").read_text()
