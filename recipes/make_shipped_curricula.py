@@ -156,7 +156,8 @@ def main() -> None:
         "--dd_runs",
         type=Path,
         default=None,
-        help="bench/noisy_cifar.py's output directory: copy the re-learned DDs from its mentornet-dd-onpolicy runs",
+        help="bench/noisy_cifar.py's output directory: copy all six re-learned DDs from its mentornet-dd-onpolicy runs "
+        "(seed 0) and nothing else",
     )
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
