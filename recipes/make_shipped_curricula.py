@@ -1,8 +1,9 @@
 """Learn the curricula that ship with hf_mentornet and write them to `hf_mentornet/pretrained/<name>/`
-(config.json, model.safetensors, README.md), or check the shipped predefined ones.
+(config.json, model.safetensors, README.md), or check the shipped predefined ones, or copy the DDs the bench re-learned.
 
     HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 python recipes/make_shipped_curricula.py --cifar10 ../shared/data/cifar10
     HF_HUB_OFFLINE=1 python recipes/make_shipped_curricula.py --check
+    HF_HUB_OFFLINE=1 python recipes/make_shipped_curricula.py --dd_runs bench/results/noisy_cifar
 
 All use the released architecture (hidden size 1, one step, so any trainer can use them) with a trained epoch
 embedding, and are learned with `learn_predefined`'s defaults and seed 0. Each directory is written to a temporary

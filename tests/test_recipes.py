@@ -166,3 +166,23 @@ def test_every_cli_subcommand_lists_its_options_with_defaults(command, capsys):
     text = capsys.readouterr().out
     options = [line.split()[0] for line in text.splitlines() if line.startswith("  --")]
     assert len(options) >= 2 and text.count("(default:") == len(options), text
+
+
+def test_make_shipped_curricula_copies_a_relearned_dd_with_its_provenance(tmp_path, monkeypatch):
+    import make_shipped_curricula
+
+    dd_runs = tmp_path / "bench"
+    run = dd_runs / "noreg" / "noise-0.4" / "mentornet-dd-onpolicy" / "seed-0"
+    with pytest.raises(FileNotFoundError, match=r"`--dd_runs`=.*run the cell first"):
+        make_shipped_curricula.copy_relearned("mentornet-dd-noreg-0.4", dd_runs)
+    learned = MentorNetModel.from_pretrained("mentornet-dd-noreg-0.4")
+    learned.config.curriculum_name = "on-policy-dd"
+    learned.save_pretrained(run / "curriculum")
+    (run / "run.json").write_text(json.dumps({"last_accuracy": 0.5}))
+    monkeypatch.setattr(make_shipped_curricula, "SHIPPED_CURRICULA_DIR", tmp_path / "pretrained")
+    make_shipped_curricula.copy_relearned("mentornet-dd-noreg-0.4", dd_runs)
+    copied = MentorNetModel.from_pretrained(tmp_path / "pretrained" / "mentornet-dd-noreg-0.4")
+    assert copied.config.curriculum_name == "mentornet-dd-noreg-0.4"
+    assert torch.equal(copied.fc2.weight, learned.fc2.weight)
+    card = (tmp_path / "pretrained" / "mentornet-dd-noreg-0.4" / "README.md").read_text()
+    assert "step 942" in card and "last test accuracy 0.5000" in card and "- uoft-cs/cifar10" in card
