@@ -135,16 +135,12 @@ def dd_curriculum(noise_rate: float) -> str:
     on-policy from the benchmark's student (`mentornet-dd-<regime>-<rate>`, their `learned_from` names the regime)
     are loaded by name only: in the benchmark's `full` regime, the closest to how users train, they lose to these
     (bench/RESULTS.md)."""
-    configs = {
-        name: MentorNetConfig.from_pretrained(resolve_curriculum_path(name))
-        for name in shipped_curricula()
-        if name.startswith("mentornet-dd")
-    }
-    learned_at = {
-        config.learned_from["noise_rates"][0]: name
-        for name, config in configs.items()
-        if "regime" not in config.learned_from
-    }
+    learned_at = {}
+    for name in shipped_curricula():
+        if name.startswith("mentornet-dd"):
+            learned = MentorNetConfig.from_pretrained(resolve_curriculum_path(name)).learned_from
+            if "regime" not in learned:  # a re-learned DD: by name only
+                learned_at[learned["noise_rates"][0]] = name
     nearest = min(learned_at, key=lambda rate: abs(rate - noise_rate))
     if not math.isclose(nearest, noise_rate):
         logger.info(

@@ -86,9 +86,10 @@ RELEARNED_NOTES = {
 }
 
 
-def copy_relearned(name: str, dd_runs: Path) -> dict[str, Any]:
+def copy_relearned(name: str, dd_runs: Path) -> tuple[MentorNetConfig, float]:
     """Copy the curriculum learned by the bench's `mentornet-dd-onpolicy` run of `name`'s regime and rate (seed 0)
-    from `dd_runs` to `SHIPPED_CURRICULA_DIR / name`, renamed, with where it came from in its card."""
+    from `dd_runs` to `SHIPPED_CURRICULA_DIR / name`, renamed, with where it came from in its card. Returns its
+    config and that run's last test accuracy."""
     regime, rate = RELEARNED[name]
     run = dd_runs / regime / f"noise-{rate:g}" / "mentornet-dd-onpolicy" / f"seed-{RELEARNED_SEED}"
     if not (run / "curriculum" / "config.json").is_file():
@@ -112,7 +113,7 @@ def copy_relearned(name: str, dd_runs: Path) -> dict[str, Any]:
         "co-teaching in the same cell."
     )
     save_curriculum(model, SHIPPED_CURRICULA_DIR / name, model_id=name, overwrite=True)
-    return record
+    return model.config, record["last_accuracy"]
 
 
 def make(name: str) -> dict[str, Any]:
@@ -167,10 +168,9 @@ def main() -> None:
     if args.dd_runs is not None:
         print("| Curriculum | p | Held-out selection quality | Its run's last accuracy |\n|---|---|---|---|")
         for name in RELEARNED:
-            record = copy_relearned(name, args.dd_runs)
-            config = MentorNetModel.from_pretrained(name).config
+            config, accuracy = copy_relearned(name, args.dd_runs)
             quality = config.learned_from["heldout_selection_quality"]
-            print(f"| {name} | {config.loss_p_percentile:g} | {quality:.3f} | {record['last_accuracy']:.4f} |")
+            print(f"| {name} | {config.loss_p_percentile:g} | {quality:.3f} | {accuracy:.4f} |")
         return
     unknown = sorted(set(args.names) - {*SHIPPED, *DATA_DRIVEN})
     if unknown:
