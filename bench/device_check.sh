@@ -50,7 +50,7 @@ if [[ $mode == gpu ]]; then
   overhead=(--batch-size 256 --blocks 6 --steps 30)
   pipeline=(--workers 0 4 8 --images 20000)
   data=(--train_size 20000 --test_size 2000)
-  smoke=(--bf16 --dataloader_num_workers 8 --per_device_eval_batch_size 1000)
+  smoke=(--bf16 --dataloader_num_workers 8 --per_device_eval_batch_size 1000 --logging_steps 20)
   min_accuracy=0.5
 else
   export OMP_NUM_THREADS=1
@@ -58,7 +58,8 @@ else
   overhead=(--batch-size 8 --blocks 2 --steps 3)
   pipeline=(--workers 0 1 --images 256)
   data=(--train_size 256 --test_size 64)
-  smoke=(--use_cpu --dataloader_num_workers 1 --student transformers/resnet
+  # --logging_steps 1: the toy run has a handful of steps after burn-in, and the weights are read from the logs
+  smoke=(--use_cpu --dataloader_num_workers 1 --logging_steps 1 --student transformers/resnet
          --student_kwargs '{"hidden_sizes": [8, 16], "depths": [1, 1], "embedding_size": 8}')
   min_accuracy=0.0
 fi
@@ -82,7 +83,7 @@ python3 bench/data_pipeline.py --dataset "$work/cifar" "${device[@]}" "${pipelin
 echo "== 4. recipes/cifar.py, 2 epochs"
 for method in mentornet-pd mentormix; do
   python3 recipes/cifar.py --dataset "$work/cifar" --output_dir "$work/run-$method" --method "$method" \
-    --noise_rate 0.4 --num_train_epochs 2 --save_strategy no --logging_steps 20 --disable_tqdm true "${smoke[@]}"
+    --noise_rate 0.4 --num_train_epochs 2 --save_strategy no --disable_tqdm true "${smoke[@]}"
   python3 - "$work/run-$method/results.json" "$min_accuracy" <<'EOF'
 import json, sys
 
