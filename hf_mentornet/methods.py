@@ -213,7 +213,8 @@ class RunSummary:
             was corrupted that the student predicts as that wrong label / as their right label (every training
             sample's, the oracle's left-out ones too).
         mean_weight_clean_per_epoch, mean_weight_noisy_per_epoch: the mean weight of right / corrupted labels in
-            each epoch (the mean of its logging steps).
+            each epoch (the mean of its logging steps): entry `e - 1` is epoch `e`, NaN for an epoch without a
+            logging step (`logging_steps` longer than an epoch).
     """
 
     method: str
@@ -249,12 +250,14 @@ class RunSummary:
             return float(np.mean(values)) if values else math.nan
 
         def per_epoch(key: str) -> list[float]:
-            """The mean of `key`'s logged values in each epoch (epoch e holds the logs of epoch values (e-1, e])."""
+            """The mean of `key`'s logged values in each epoch from the first to the last logged one (epoch e holds
+            the logs of epoch values (e-1, e]); NaN where an epoch has none, so that entry e - 1 stays epoch e."""
             by_epoch = defaultdict(list)
             for entry in history:
                 if key in entry:
                     by_epoch[max(1, math.ceil(entry["epoch"] - 1e-9))].append(entry[key])
-            return [float(np.mean(by_epoch[epoch])) for epoch in sorted(by_epoch)]
+            return [float(np.mean(by_epoch[epoch])) if epoch in by_epoch else math.nan for epoch in
+                    range(1, max(by_epoch, default=0) + 1)]  # fmt: skip
 
         return cls(
             method=method,

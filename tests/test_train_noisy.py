@@ -6,6 +6,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import datasets
 import numpy as np
@@ -16,7 +17,7 @@ from sklearn.datasets import load_digits
 from transformers import AutoConfig, AutoModelForImageClassification
 
 from hf_mentornet import MentorNetModel, build_student, load_curriculum, train_method, with_verified_labels
-from hf_mentornet.methods import dd_curriculum
+from hf_mentornet.methods import RunSummary, dd_curriculum
 from hf_mentornet.trainer import curriculum_fingerprint
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
@@ -205,3 +206,23 @@ def test_a_separate_verified_split_estimates_the_noise_and_teaches_the_curriculu
     assert curriculum_fingerprint(saved) != curriculum_fingerprint(load_curriculum("mentornet-pd"))
     results = json.loads((output_dir / "results.json").read_text())
     assert math.isnan(results["last_accuracy"]) and results["num_verified"] == 75  # no eval split given
+
+
+def test_run_summary_keeps_epoch_e_at_entry_e_minus_1_when_logging_skips_epochs():
+    # logging_steps longer than an epoch (the memorising regime: 40 steps an epoch, a log every 50) leaves epochs
+    # without a logged weight; they are NaN so that the later epochs keep their place.
+    weights = {1: 0.9, 3: 0.7, 4: 0.6}
+    history = [
+        {
+            "epoch": epoch - 0.25,
+            "step": epoch,
+            "mentornet/mean_weight_clean": weight,
+            "mentornet/mean_weight_noisy": 0.1,
+        }
+        for epoch, weight in weights.items()
+    ]
+    history += [{"epoch": 4.0, "step": 4, "eval_top1_accuracy": 0.5}, {"epoch": 4.0, "step": 4, "train_runtime": 1.0}]
+    trainer = SimpleNamespace(state=SimpleNamespace(log_history=history), burn_in_steps=0)
+    summary = RunSummary.from_trainer("mentornet-pd", trainer)
+    assert len(summary.mean_weight_clean_per_epoch) == 4 and math.isnan(summary.mean_weight_clean_per_epoch[1])
+    assert [summary.mean_weight_clean_per_epoch[epoch - 1] for epoch in weights] == list(weights.values())
