@@ -531,10 +531,9 @@ def memorisation_figures(records: list[dict], directory: str) -> list[str]:
             # The paper's plot: the weight a curriculum gives right (solid) and corrupted (dashed) labels over time.
             for key, style in (("mean_weight_clean_per_epoch", "-"), ("mean_weight_noisy_per_epoch", "--")):
                 # Entry e - 1 is epoch e; an epoch without a logging step is NaN (left out, not a gap in the line).
-                logged = [(epoch, value) for epoch, value in enumerate(run.get(key) or [], 1) if not math.isnan(value)]
-                weights.plot(
-                    [epoch for epoch, _ in logged], [value for _, value in logged], style, color=line.get_color()
-                )
+                values = np.array(run.get(key) or [], dtype=float)
+                logged = ~np.isnan(values)
+                weights.plot(np.flatnonzero(logged) + 1, values[logged], style, color=line.get_color())
         accuracy.set(xlabel="epoch", ylabel="clean test accuracy", title="test accuracy")
         memorised.set(
             xlabel="epoch", ylabel="share of corrupted samples", ylim=(0, 1),

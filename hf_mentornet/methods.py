@@ -250,8 +250,8 @@ class RunSummary:
             return float(np.mean(values)) if values else math.nan
 
         def per_epoch(key: str) -> list[float]:
-            """The mean of `key`'s logged values in each epoch from the first to the last logged one (epoch e holds
-            the logs of epoch values (e-1, e]); NaN where an epoch has none, so that entry e - 1 stays epoch e."""
+            """The mean of `key`'s logged values in each epoch from epoch 1 to the last logged one (epoch e holds the
+            logs of epoch values (e-1, e]); NaN where an epoch has none, so that entry e - 1 stays epoch e."""
             by_epoch = defaultdict(list)
             for entry in history:
                 if key in entry:
