@@ -475,9 +475,11 @@ def tables(records: list[dict], methods: list[str], noise_rates: list[float]) ->
                 seeds = sorted(set(a) & set(b))
                 if seeds:
                     holds = all(a[seed]["last_accuracy"] > b[seed]["last_accuracy"] for seed in seeds)
-                    verdicts.append(f"{better} {'>' if holds else 'not >'} {worse}")
+                    # the seeds both ran, named, so that one seed's ordering never reads as a win
+                    seed_names = f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+                    verdicts.append(f"{better} {'>' if holds else 'not >'} {worse} ({seed_names})")
             if verdicts:
-                lines.append(f"\np={rate:g}, in every seed: " + "; ".join(verdicts) + ".")
+                lines.append(f"\np={rate:g}, in every seed both methods ran: " + "; ".join(verdicts) + ".")
     return "\n".join(lines)
 
 
