@@ -7,27 +7,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import noisy_cifar  # noqa: E402
 
 
-def run(method: str, seed: int, last: float) -> dict:
-    return {
-        "method": method,
-        "regime": "noreg",
-        "noise_rate": 0.4,
-        "seed": seed,
-        "last_accuracy": last,
-        "best_accuracy": last,
-    }
+def runs(lasts: dict[str, list[float]]) -> list[dict]:
+    """Bench records at noreg 40%: per method, its last (and best) accuracy in seeds 0, 1, ..."""
+    return [
+        {"method": method, "regime": "noreg", "noise_rate": 0.4, "seed": seed, "last_accuracy": last,
+         "best_accuracy": last}
+        for method, per_seed in lasts.items()
+        for seed, last in enumerate(per_seed)
+    ]  # fmt: skip
 
 
 def test_orderings_name_the_seeds_both_methods_ran_so_one_seed_never_reads_as_every_seed():
-    records = [
-        run("plain", 0, 0.40),
-        run("plain", 1, 0.41),
-        run("oracle", 0, 0.60),
-        run("oracle", 1, 0.61),
-        run("mentornet-pd", 0, 0.50),
-        run("mentornet-pd", 1, 0.53),
-        run("mentornet-dd", 0, 0.55),
-    ]
+    records = runs({"plain": [0.40, 0.41], "oracle": [0.60, 0.61], "mentornet-pd": [0.50, 0.53], "mentornet-dd": [0.55]})
     report = noisy_cifar.tables(records, ["plain", "mentornet-pd", "mentornet-dd", "oracle"], [0.4])
 
     verdicts = report.split("in every seed both methods ran: ")[1]
@@ -38,14 +29,7 @@ def test_orderings_name_the_seeds_both_methods_ran_so_one_seed_never_reads_as_ev
 
 
 def test_an_ordering_that_fails_in_one_seed_is_not_a_win():
-    records = [
-        run("mentornet-pd", 0, 0.50),
-        run("mentornet-pd", 1, 0.52),
-        run("co-teaching", 0, 0.49),
-        run("co-teaching", 1, 0.53),
-        run("mentornet-dd", 0, 0.51),
-        run("mentornet-dd", 1, 0.53),
-    ]
+    records = runs({"mentornet-pd": [0.50, 0.52], "co-teaching": [0.49, 0.53], "mentornet-dd": [0.51, 0.53]})
     report = noisy_cifar.tables(records, ["mentornet-pd", "mentornet-dd", "co-teaching"], [0.4])
 
     assert "mentornet-dd > mentornet-pd (seeds 0, 1)" in report
