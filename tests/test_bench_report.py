@@ -18,7 +18,9 @@ def runs(lasts: dict[str, list[float]]) -> list[dict]:
 
 
 def test_orderings_name_the_seeds_both_methods_ran_so_one_seed_never_reads_as_every_seed():
-    records = runs({"plain": [0.40, 0.41], "oracle": [0.60, 0.61], "mentornet-pd": [0.50, 0.53], "mentornet-dd": [0.55]})
+    records = runs(
+        {"plain": [0.40, 0.41], "oracle": [0.60, 0.61], "mentornet-pd": [0.50, 0.53], "mentornet-dd": [0.55]}
+    )
     report = noisy_cifar.tables(records, ["plain", "mentornet-pd", "mentornet-dd", "oracle"], [0.4])
 
     verdicts = report.split("in every seed both methods ran: ")[1]
