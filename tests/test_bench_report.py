@@ -10,11 +10,17 @@ import noisy_cifar  # noqa: E402
 def runs(lasts: dict[str, list[float]]) -> list[dict]:
     """Bench records at noreg 40%: per method, its last (and best) accuracy in seeds 0, 1, ..."""
     return [
-        {"method": method, "regime": "noreg", "noise_rate": 0.4, "seed": seed, "last_accuracy": last,
-         "best_accuracy": last}
+        {
+            "method": method,
+            "regime": "noreg",
+            "noise_rate": 0.4,
+            "seed": seed,
+            "last_accuracy": last,
+            "best_accuracy": last,
+        }
         for method, per_seed in lasts.items()
         for seed, last in enumerate(per_seed)
-    ]  # fmt: skip
+    ]
 
 
 def test_orderings_name_the_seeds_both_methods_ran_so_one_seed_never_reads_as_every_seed():
