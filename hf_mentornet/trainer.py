@@ -267,11 +267,15 @@ class MentorNetTrainer(WeightedLossTrainer):
 
         if step < self.burn_in_steps:
             weights = torch.ones_like(loss)
-        elif self._closed_form_weights is not None:
-            sample_index = required_column(batch, "sample_index", "closed-form")
-            weights = self._closed_form_step(loss, loss_diff, sample_index, usable)
         else:
-            weights = self._curriculum_weights(loss, loss_diff, mentornet_epoch).to(loss.dtype)
+            if self._closed_form_weights is not None:
+                sample_index = required_column(batch, "sample_index", "closed-form")
+                weights = self._closed_form_step(loss, loss_diff, sample_index, usable)
+            else:
+                weights = self._curriculum_weights(loss, loss_diff, mentornet_epoch).to(loss.dtype)
+            ramp = self._curriculum_share(step, max_steps)
+            if ramp < 1.0:
+                weights = 1.0 - ramp * (1.0 - weights)
 
         rate = self._dropout_rate(step, max_steps)
         if rate > 0:
@@ -283,6 +287,11 @@ class MentorNetTrainer(WeightedLossTrainer):
         if self.is_world_process_zero():
             self._metrics["train"]["loss_moving_average"].append(self._loss_moving_average.clone())
         return weights
+
+    def _curriculum_share(self, step: int, max_steps: int) -> float:
+        """How far after burn-in the weights have moved from 1 to the curriculum's (`curriculum_ramp_fraction`)."""
+        ramp_steps = self.args.curriculum_ramp_fraction * max_steps
+        return 1.0 if ramp_steps == 0 else min(1.0, (step - self.burn_in_steps) / ramp_steps)
 
     def _on_policy_learning_ahead(self) -> bool:
         """Whether an on-policy learning is still to come (the end of burn-in, an update point): only then are the
@@ -686,6 +695,11 @@ class MentorNetTrainer(WeightedLossTrainer):
             if config is not None
             else []
         )
+        ramp = (
+            f", then a ramp to the curriculum's weights over {args.curriculum_ramp_fraction:.0%} of training"
+            if args.curriculum_ramp_fraction
+            else ""
+        )
         return [
             *super()._model_card_lines(),
             "",
@@ -699,7 +713,7 @@ class MentorNetTrainer(WeightedLossTrainer):
             f"- loss percentile: {args.loss_p_percentile}{' per label class' if args.loss_percentile_per_class else ''}"
             f", moving-average decay: {args.loss_moving_average_decay}"
             f"{' (bias-corrected)' if args.loss_moving_average_bias_correction else ''}",
-            f"- burn-in: {self._burn_in_text()}, fixed epoch after burn-in: {args.fixed_epoch_after_burn_in}",
+            f"- burn-in: {self._burn_in_text()}, fixed epoch after burn-in: {args.fixed_epoch_after_burn_in}{ramp}",
             f"- example dropout schedule: {args.example_dropout_schedule} "
             f"((rate, {args.example_dropout_schedule_unit}) pairs)",
             f"- curriculum updates at: {list(args.curriculum_update_at)}",

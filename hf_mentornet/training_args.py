@@ -119,6 +119,15 @@ class MentorNetTrainingArguments(WeightedLossArguments):
         default=None,
         metadata={"help": "Burn-in as a number of epochs (may be fractional) instead of a fraction of training."},
     )
+    curriculum_ramp_fraction: float = field(
+        default=0.0,
+        metadata={
+            "help": "Fraction of training after burn-in over which the weights move linearly from 1 to the "
+            "curriculum's (v = 1 - a * (1 - v_curriculum), a rising from 0 to 1), so the student is not switched at "
+            "once from every sample to the curriculum's selection. Not in the paper, whose Algorithm 1 serves the "
+            "curriculum's weights from the end of burn-in: 0 (the default) does that."
+        },
+    )
     fixed_epoch_after_burn_in: bool | None = field(
         default=None,
         metadata={
@@ -274,6 +283,10 @@ class MentorNetTrainingArguments(WeightedLossArguments):
             raise ValueError(f"`burn_in_steps`={self.burn_in_steps!r} must be a whole number of steps >= 0.")
         if self.burn_in_epochs is not None and not 0.0 <= self.burn_in_epochs < math.inf:
             raise ValueError(f"`burn_in_epochs`={self.burn_in_epochs!r} must be a number of epochs >= 0, e.g. 1.")
+        if not 0.0 <= self.curriculum_ramp_fraction < 1.0:
+            raise ValueError(
+                f"`curriculum_ramp_fraction`={self.curriculum_ramp_fraction!r} must be in [0, 1), e.g. 0.1 (0: no ramp)."
+            )
         if self.example_dropout_schedule_unit not in SCHEDULE_UNITS:
             raise ValueError(
                 f"`example_dropout_schedule_unit`={self.example_dropout_schedule_unit!r} is not a unit; use one of "

