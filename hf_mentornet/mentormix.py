@@ -196,19 +196,20 @@ class MentorMixTrainer(MentorNetTrainer):
         self, losses: torch.Tensor, usable: torch.Tensor, labels: torch.Tensor, num_classes: int
     ) -> torch.Tensor:
         """Step 4: the MentorNet's weights of the mixed losses, on the global batch, against the moving percentile
-        the first weighting moved (of the class of the larger share, per class); 1 during burn-in. The loss is
-        normalised by their sum with `loss_normalization="weight_sum"`."""
+        the first weighting moved (of the class of the larger share, per class); 1 during burn-in, then ramped in as
+        the first weighting's (`curriculum_ramp_fraction`). The loss is normalised by their sum with
+        `loss_normalization="weight_sum"`."""
         batch = {"loss": losses, "usable": usable, "label": labels}
         if self.accelerator.num_processes > 1:
             batch = self.accelerator.gather(batch)
-        step, _, epoch = self._training_progress()
+        step, max_steps, epoch = self._training_progress()
         with torch.no_grad():
             if step < self.burn_in_steps:
                 weights = torch.ones_like(batch["loss"])
             else:
                 loss_diff = self._loss_diff(batch["loss"], batch["usable"], batch["label"], num_classes)
                 epoch = self._mentornet_epoch(epoch)
-                weights = self._curriculum_weights(batch["loss"], loss_diff, epoch)
+                weights = self._ramp_in(self._curriculum_weights(batch["loss"], loss_diff, epoch), step, max_steps)
             weights = weights.to(losses.dtype).masked_fill(~batch["usable"], 0.0)
         self._batch_mean_weight = weights.mean()
         return self._local_part(weights, losses.shape[0])

@@ -273,9 +273,7 @@ class MentorNetTrainer(WeightedLossTrainer):
                 weights = self._closed_form_step(loss, loss_diff, sample_index, usable)
             else:
                 weights = self._curriculum_weights(loss, loss_diff, mentornet_epoch).to(loss.dtype)
-            ramp = self._curriculum_share(step, max_steps)
-            if ramp < 1.0:
-                weights = 1.0 - ramp * (1.0 - weights)
+            weights = self._ramp_in(weights, step, max_steps)
 
         rate = self._dropout_rate(step, max_steps)
         if rate > 0:
@@ -288,10 +286,12 @@ class MentorNetTrainer(WeightedLossTrainer):
             self._metrics["train"]["loss_moving_average"].append(self._loss_moving_average.clone())
         return weights
 
-    def _curriculum_share(self, step: int, max_steps: int) -> float:
-        """How far after burn-in the weights have moved from 1 to the curriculum's (`curriculum_ramp_fraction`)."""
+    def _ramp_in(self, weights: torch.Tensor, step: int, max_steps: int) -> torch.Tensor:
+        """The curriculum's `weights` after burn-in, moved from 1 towards them over `curriculum_ramp_fraction` of
+        training (`1 - a * (1 - v)`, `a` rising from 0 to 1); as they are without a ramp or after it."""
         ramp_steps = self.args.curriculum_ramp_fraction * max_steps
-        return 1.0 if ramp_steps == 0 else min(1.0, (step - self.burn_in_steps) / ramp_steps)
+        share = 1.0 if ramp_steps == 0 else min(1.0, (step - self.burn_in_steps) / ramp_steps)
+        return weights if share == 1.0 else 1.0 - share * (1.0 - weights)
 
     def _on_policy_learning_ahead(self) -> bool:
         """Whether an on-policy learning is still to come (the end of burn-in, an update point): only then are the
