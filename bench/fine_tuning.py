@@ -13,10 +13,10 @@ from.
 Methods: `plain`; `mentornet-pd` / `mentornet-dd` with their curricula's schedules (PD: burn-in 20%, example
 dropout 50% for the first 17%, then 5%; DD: the same burn-in, 50% / 5% / 90% over 17 / 78 / 5%); `+finetune`: the
 same curricula with `--burn_in_epochs 1` and no example dropout (`example_dropout_schedule=[[0.0, 1]]` in epochs);
-`mentormix+finetune` (MentorMix with the PD curriculum, its default alpha 8, the same schedule in epochs);
-`oracle` (the uncorrupted samples only: the ceiling). Reported: last and best accuracy per seed and their mean, and
-whether a method beats plain fine-tuning in every seed. Each run writes `<output_dir>/<method>/seed-<s>/run.json`
-(skipped when it exists).
+`mentormix+finetune` (MentorMix with the PD curriculum at alpha 8, its default when these runs were made, and the
+same schedule in epochs); `oracle` (the uncorrupted samples only: the ceiling). Reported: last and best accuracy per
+seed and their mean, and whether a method beats plain fine-tuning in every seed. Each run writes
+`<output_dir>/<method>/seed-<s>/run.json` (skipped when it exists).
 
     OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 python bench/fine_tuning.py --output_dir bench/results/fine_tuning \
         --seeds 0 1 2
@@ -53,7 +53,7 @@ METHODS = {
     "mentornet-pd+finetune": ("mentornet-pd", FINE_TUNING_SCHEDULE),
     "mentornet-dd": ("mentornet-dd", {}),
     "mentornet-dd+finetune": ("mentornet-dd", FINE_TUNING_SCHEDULE),
-    "mentormix+finetune": ("mentormix", FINE_TUNING_SCHEDULE),
+    "mentormix+finetune": ("mentormix", {**FINE_TUNING_SCHEDULE, "mentormix_alpha": 8.0}),
     "oracle": ("oracle", {}),
 }
 COMMON = {
