@@ -29,8 +29,8 @@ paper `co-teaching` (Han et al., 2018: two students, `--co_teaching_forget_rate`
 a perfect curriculum). `mentornet-dd` uses the shipped DD learned at the noise rate nearest the data's (the paper
 learns one per rate); `mentornet` takes any curriculum: `--method mentornet --curriculum <shipped name, directory or
 Hub id>` (e.g. the shipped `focal` or `self-paced` MentorNets). `mentormix` is MentorNet-guided mixup (Jiang et al.,
-ICML 2020) with the `--curriculum` given (default PD), `--mentormix_alpha` (the authors: 8 on CIFAR-100 at 40%) and
-`--mentormix_second_weighting`.
+ICML 2020) with the `--curriculum` given (default PD), `--mentormix_alpha` (default 2, best on this project's
+benchmark; the authors: 8 on CIFAR-100 at 40%) and `--mentormix_second_weighting`.
 
 Defaults are the paper's protocol in `recipes/configs/cifar.yaml` (the resnet StudentNet, Appendix E.1): batch 128,
 momentum SGD 0.9, lr 0.1 x0.1 at steps 19.5k, 25k and 30k of 39k (the same fractions of whatever length is chosen), weight decay 2e-4 scaled by the batch's
