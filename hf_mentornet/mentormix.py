@@ -33,12 +33,10 @@ class MentorMixConfig(MentorNetTrainingArguments):
             "help": "The mixup coefficient's Beta(alpha, alpha) parameter: a small alpha mixes little (alpha -> 0: each "
             "sample is itself or its partner), a large one mixes near half and half. The authors tune it in 0.4-32: 8 "
             "in their released CIFAR-100 example (40% noise), 2 / 8 / 8 / 4 in their CIFAR-10 commands at 20 / 40 / 60 "
-            "/ 80%. The default 2 is what this project's noisy CIFAR-10 benchmark measured best with augmentation and "
-            "weight decay: at 40% noise 0.604 / 0.577 against alpha 8's 0.532 / 0.532 (seeds 0 / 1) where plain "
-            "training memorises, 0.293 against 0.267 there at 80%, 0.664 against 0.623 at 40% on 20,000 images. "
-            "Without them the two are close (20%: 0.689 / 0.694 against 0.679 / 0.675; 40%: 0.640 / 0.628 against "
-            "0.631 / 0.623; 80%: 0.362 / 0.370 against 0.372 / 0.364); 0.5 mixes too little there (0.601 at 40%), "
-            "but is better where plain training barely memorises (0.731 against 0.701 at 20% on 20,000 images)."
+            "/ 80%. The default 2 ended above 8 in every cell of this project's noisy CIFAR-10 benchmark with "
+            "augmentation and weight decay (40% noise, where plain training memorises: 0.604 / 0.577 against 0.532 / "
+            "0.532, seeds 0 / 1); where plain training barely memorises a weaker mix (0.5) did better still. Every "
+            "cell is in bench/RESULTS.md (MentorMix)."
         },
     )
     mentormix_second_weighting: bool = field(
