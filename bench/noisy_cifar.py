@@ -514,6 +514,7 @@ def memorisation_figures(records: list[dict], directory: str) -> list[str]:
     """Per regime, noise type and rate: test accuracy, the memorised share of the corrupted training samples and the
     mean weight of right and corrupted labels over the epochs, one colour per method (seed 0; the paper's Fig. 3).
     Only runs that measured memorisation."""
+    from matplotlib import colormaps
     from matplotlib.figure import Figure
 
     groups: dict[tuple[str, str, float], list[dict]] = {}
@@ -524,9 +525,10 @@ def memorisation_figures(records: list[dict], directory: str) -> list[str]:
     for (regime, noise_type, rate), runs in groups.items():
         figure = Figure(figsize=(16, 4.5), layout="constrained")
         accuracy, memorised, weights = figure.subplots(1, 3)
-        for run in sorted(runs, key=lambda run: run["method"]):
+        # tab20, not the default 10-colour cycle: a setting has up to 15 methods, and two must never share a colour.
+        for color, run in zip(itertools.cycle(colormaps["tab20"].colors), sorted(runs, key=lambda run: run["method"])):
             epochs = range(1, len(run["accuracy_per_epoch"]) + 1)
-            (line,) = accuracy.plot(epochs, run["accuracy_per_epoch"], label=run["method"])
+            (line,) = accuracy.plot(epochs, run["accuracy_per_epoch"], label=run["method"], color=color)
             memorised.plot(
                 range(1, len(run["memorised_per_epoch"]) + 1), run["memorised_per_epoch"], color=line.get_color()
             )
