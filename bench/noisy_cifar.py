@@ -525,19 +525,17 @@ def memorisation_figures(records: list[dict], directory: str) -> list[str]:
     for (regime, noise_type, rate), runs in groups.items():
         figure = Figure(figsize=(16, 4.5), layout="constrained")
         accuracy, memorised, weights = figure.subplots(1, 3)
-        # tab20, not the default 10-colour cycle: a setting has up to 15 methods, and two must never share a colour.
+        # tab20, not the default 10-colour cycle: a setting has up to 15 methods, and 20 colours keep them apart.
         for color, run in zip(itertools.cycle(colormaps["tab20"].colors), sorted(runs, key=lambda run: run["method"])):
             epochs = range(1, len(run["accuracy_per_epoch"]) + 1)
-            (line,) = accuracy.plot(epochs, run["accuracy_per_epoch"], label=run["method"], color=color)
-            memorised.plot(
-                range(1, len(run["memorised_per_epoch"]) + 1), run["memorised_per_epoch"], color=line.get_color()
-            )
+            accuracy.plot(epochs, run["accuracy_per_epoch"], label=run["method"], color=color)
+            memorised.plot(range(1, len(run["memorised_per_epoch"]) + 1), run["memorised_per_epoch"], color=color)
             # The paper's plot: the weight a curriculum gives right (solid) and corrupted (dashed) labels over time.
             for key, style in (("mean_weight_clean_per_epoch", "-"), ("mean_weight_noisy_per_epoch", "--")):
                 # Entry e - 1 is epoch e; an epoch without a logging step is NaN (left out, not a gap in the line).
                 values = np.array(run.get(key) or [], dtype=float)
                 logged = ~np.isnan(values)
-                weights.plot(np.flatnonzero(logged) + 1, values[logged], style, color=line.get_color())
+                weights.plot(np.flatnonzero(logged) + 1, values[logged], style, color=color)
         accuracy.set(xlabel="epoch", ylabel="clean test accuracy", title="test accuracy")
         memorised.set(
             xlabel="epoch", ylabel="share of corrupted samples", ylim=(0, 1),
